@@ -1,0 +1,16 @@
+"""SymPy -> torch: printer, common-subexpression elimination, caching, numeric inverses."""
+
+from ._compile import CompiledFunction as CompiledFunction
+from ._compile import clear_cache as clear_cache
+from ._compile import compile_exprs as compile_exprs
+from ._inverse import invert_monotone as invert_monotone
+from ._printer import TorchPrinter as TorchPrinter
+from ._printer import stabilize as stabilize
+
+__all__ = ["CompiledFunction", "clear_cache", "compile_exprs", "invert_monotone",
+           "TorchPrinter", "stabilize"]
+
+from ._schedule import QUANTITIES as QUANTITIES
+from ._schedule import CompiledSchedule as CompiledSchedule
+
+__all__ += ["QUANTITIES", "CompiledSchedule"]

@@ -1,0 +1,552 @@
+"""The symbolic noise schedule.
+
+A schedule is a pair of SymPy expressions in the time symbol ``t``::
+
+    x_t = alpha(t) * x0 + sigma(t) * eps,      eps ~ N(0, I)
+
+written the way its paper writes it: ``t`` may run data -> noise (DDPM, VP, VE, EDM)
+or noise -> data (flow matching, stochastic interpolants). Everything else is derived:
+the log-SNR ``lambda = log(alpha^2 / sigma^2)``, its derivative and inverse, the
+direction of time (the sign of ``d lambda / dt``), the forward SDE ``dx = f x dt + g dW``,
+the optimal diffusion coefficient ``e* = sigma^2 |lambda'| / 2`` of the stochastic
+interpolant SDE family (Damsholt et al. 2026, arXiv 2602.03789), and the EDM view
+``x / alpha = x0 + (sigma / alpha) eps`` (Karras et al. 2022).
+
+Every schedule with a strictly monotone ``lambda`` is the same process up to a time
+change and a scale; a schedule whose ``lambda`` is not strictly monotone on its domain
+is rejected with the interval where it fails.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Mapping
+
+import numpy as np
+import sympy as sp
+
+from .._budget import run_with_budget
+from ..errors import DomainError, NotMonotoneError, ScheduleError, UnboundSymbolError
+from ._numeric import NumericFunction, numpy_namespace
+from ._symbols import lam, t
+
+__all__ = ["Schedule", "LogSnrInverse"]
+
+#: Seconds SymPy may spend looking for a closed-form inverse before numerics take over.
+INVERSE_BUDGET_S = 0.9
+
+_INVERSE_CACHE: dict[tuple, "LogSnrInverse"] = {}
+
+
+@dataclass(frozen=True)
+class LogSnrInverse:
+    """``t(lambda)``: the inverse of a schedule's log-SNR.
+
+    ``kind`` is ``"symbolic"`` when SymPy found a closed form whose substitution back
+    into ``lambda(t)`` was verified on the domain (``expr`` is then that form, in the
+    symbol ``lambda``), and ``"numeric"`` otherwise (``expr`` is ``None``; compiled
+    schedules invert by safeguarded bisection/Newton in float64). ``seconds`` is the
+    time the derivation took, ``method`` how the closed form was found.
+    """
+
+    kind: str
+    expr: sp.Expr | None
+    seconds: float
+    method: str
+
+
+class Schedule:
+    """A noise schedule ``x_t = alpha(t) x0 + sigma(t) eps`` declared with SymPy.
+
+    Parameters
+    ----------
+    alpha, sigma:
+        Expressions in :data:`schedalg.t` (anything :func:`sympy.sympify` accepts).
+    domain:
+        ``(t_min, t_max)``; ends where ``alpha`` or ``sigma`` vanish are open
+        (``lambda`` is infinite there) and are reported by :attr:`open_ends`.
+    params:
+        ``{symbol_or_name: value}``. A number binds the parameter; ``None`` declares it
+        symbolic (derivations work, numerics ask for :meth:`bind` first).
+    name:
+        A label for tables and error messages.
+
+    Raises
+    ------
+    UnboundSymbolError
+        A free symbol that is neither ``t`` nor declared in ``params``.
+    ScheduleError, NotMonotoneError, DomainError
+        (for bound schedules) ``alpha``/``sigma`` negative, complex or not finite inside
+        the domain, ``lambda`` not strictly monotone, or a domain that stops short of
+        the point where ``sigma`` reaches 0.
+    """
+
+    def __init__(
+        self,
+        alpha: Any,
+        sigma: Any,
+        *,
+        domain: tuple[Any, Any] = (0, 1),
+        params: Mapping[Any, Any] | None = None,
+        name: str | None = None,
+    ):
+        try:
+            alpha_expr = sp.sympify(alpha)
+            sigma_expr = sp.sympify(sigma)
+        except (sp.SympifyError, TypeError) as exc:
+            raise ScheduleError("alpha and sigma as SymPy expressions of schedalg.t",
+                                f"{alpha!r}, {sigma!r}", "build them from sa.t with sympy functions") from exc
+        self.name = name or "schedule"
+        self._declared: dict[sp.Symbol, Any] = {}
+        for key, value in (params or {}).items():
+            symbol = key if isinstance(key, sp.Symbol) else _find_symbol(str(key), alpha_expr, sigma_expr)
+            self._declared[symbol] = value
+        bound = {k: sp.sympify(v) for k, v in self._declared.items() if v is not None}
+        self.alpha: sp.Expr = alpha_expr.subs(bound)
+        self.sigma: sp.Expr = sigma_expr.subs(bound)
+        self._template = (alpha_expr, sigma_expr)
+        try:
+            lo, hi = (sp.sympify(domain[0]), sp.sympify(domain[1]))
+        except (TypeError, IndexError, sp.SympifyError) as exc:
+            raise ScheduleError("domain=(t_min, t_max)", repr(domain), "pass two numbers") from exc
+        self.domain: tuple[sp.Expr, sp.Expr] = (lo.subs(bound), hi.subs(bound))
+
+        unknown = self.free_parameters - {k for k, v in self._declared.items() if v is None}
+        if unknown:
+            names = sorted(map(str, unknown))
+            raise UnboundSymbolError(
+                f"expressions in schedalg.t and declared parameters only (schedule {self.name!r})",
+                f"the undeclared symbols {names}",
+                f"bind them, e.g. Schedule(..., params={{'{names[0]}': 0.1}}), "
+                f"or declare them symbolic with params={{'{names[0]}': None}}",
+            )
+        if self.is_bound:
+            self._validate()
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def free_parameters(self) -> set[sp.Symbol]:
+        """Symbols other than ``t`` left in ``alpha``, ``sigma`` or the domain."""
+        symbols = self.alpha.free_symbols | self.sigma.free_symbols
+        for end in self.domain:
+            symbols |= end.free_symbols
+        return set(symbols) - {t}
+
+    @property
+    def is_bound(self) -> bool:
+        """True when every parameter has a value, so the schedule can be evaluated."""
+        return not self.free_parameters
+
+    def bind(self, **values: Any) -> "Schedule":
+        """A copy with the named symbolic parameters set to ``values``."""
+        params = {str(k): v for k, v in self._declared.items()}
+        unknown = set(values) - set(params)
+        if unknown:
+            raise UnboundSymbolError(f"parameters among {sorted(params)}", f"{sorted(unknown)}",
+                                     "bind only parameters the schedule declares")
+        params.update(values)
+        return Schedule(self._template[0], self._template[1], domain=self.domain,
+                        params={_find_symbol(k, *self._template, *self.domain): v for k, v in params.items()},
+                        name=self.name)
+
+    def require_bound(self, what: str) -> None:
+        """Raise :class:`UnboundSymbolError` unless every parameter is bound."""
+        if not self.is_bound:
+            names = sorted(map(str, self.free_parameters))
+            raise UnboundSymbolError(
+                f"a schedule with every parameter bound, to {what}",
+                f"schedule {self.name!r} with symbolic parameters {names}",
+                f"call .bind({', '.join(f'{n}=...' for n in names)}) first",
+            )
+
+    # ------------------------------------------------------------------ derived quantities
+
+    @cached_property
+    def d_alpha(self) -> sp.Expr:
+        """``d alpha / dt``."""
+        return sp.diff(self.alpha, t)
+
+    @cached_property
+    def d_sigma(self) -> sp.Expr:
+        """``d sigma / dt``."""
+        return sp.diff(self.sigma, t)
+
+    @cached_property
+    def snr(self) -> sp.Expr:
+        """Signal-to-noise ratio ``alpha^2 / sigma^2``."""
+        return self.alpha**2 / self.sigma**2
+
+    @cached_property
+    def log_snr(self) -> sp.Expr:
+        """``lambda = log(alpha^2 / sigma^2) = 2 log alpha - 2 log sigma`` (logs expanded).
+
+        Expanding the logarithms (valid since alpha, sigma > 0 inside the domain) keeps
+        it finite and accurate where the ratio itself under- or overflows.
+        """
+        return sp.expand_log(2 * sp.log(self.alpha) - 2 * sp.log(self.sigma), force=True)
+
+    @cached_property
+    def d_log_snr(self) -> sp.Expr:
+        """``d lambda / dt``; its sign is :attr:`direction`."""
+        return sp.diff(self.log_snr, t)
+
+    @cached_property
+    def direction(self) -> int:
+        """``+1`` if ``lambda`` increases with ``t`` (data at ``t_max``), ``-1`` otherwise.
+
+        Derived, never declared: for a bound schedule from the sign of ``lambda'`` on
+        the domain (validated to be constant), for a symbolic one from SymPy's sign at
+        the midpoint under the parameters' assumptions.
+        """
+        if self.is_bound:
+            return self._numeric_direction
+        mid = (self.domain[0] + self.domain[1]) / 2
+        value = self.d_log_snr.subs(t, mid)
+        if value.is_positive:
+            return 1
+        if value.is_negative:
+            return -1
+        self.require_bound("determine the direction of time")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @property
+    def t_data(self) -> sp.Expr:
+        """The high-SNR end of the domain (where sampling ends)."""
+        return self.domain[1] if self.direction > 0 else self.domain[0]
+
+    @property
+    def t_noise(self) -> sp.Expr:
+        """The low-SNR end of the domain (where sampling starts)."""
+        return self.domain[0] if self.direction > 0 else self.domain[1]
+
+    @cached_property
+    def e_star(self) -> sp.Expr:
+        """Optimal diffusion coefficient ``e*(t) = sigma^2 |lambda'| / 2`` in generation time.
+
+        The stochastic interpolant SDE ``dX = [b + e s] dt + sqrt(2 e) dW`` has the same
+        marginals for every ``e >= 0``; ``e*`` is the statistically optimal choice
+        (Damsholt et al. 2026). Equals ``sigma^2 alpha'/alpha - sigma sigma'`` up to the
+        direction sign (``proofs/test_schedule_identities.py``).
+        """
+        return self.direction * self.sigma**2 * self.d_log_snr / 2
+
+    @cached_property
+    def drift_f(self) -> sp.Expr:
+        """``f`` of the forward SDE ``dx = f x dt + g dW`` in forward (data -> noise) time.
+
+        ``f = d log alpha / dt_fwd``; with ``t_fwd = -direction * t``.
+        """
+        return -self.direction * self.d_alpha / self.alpha
+
+    @cached_property
+    def diffusion_g2(self) -> sp.Expr:
+        """``g^2`` of the forward SDE: ``g^2 = d sigma^2/dt_fwd - 2 f sigma^2 = sigma^2 |lambda'|``."""
+        return self.direction * self.sigma**2 * self.d_log_snr
+
+    @cached_property
+    def edm_sigma(self) -> sp.Expr:
+        """EDM noise level ``sigma / alpha``: ``x_t / alpha = x0 + (sigma/alpha) eps``."""
+        return self.sigma / self.alpha
+
+    @property
+    def edm_scale(self) -> sp.Expr:
+        """EDM scale ``s(t) = alpha(t)``."""
+        return self.alpha
+
+    # ------------------------------------------------------------------ ends and ranges
+
+    @cached_property
+    def _end_values(self) -> dict[str, tuple[float, float]]:
+        """``{'lo': (alpha, sigma), 'hi': (alpha, sigma)}`` at the domain's ends (limits)."""
+        self.require_bound("evaluate it at its ends")
+        out = {}
+        for key, end, side in zip(("lo", "hi"), self.domain, ("+", "-")):
+            out[key] = (_value_at(self.alpha, end, side), _value_at(self.sigma, end, side))
+        return out
+
+    @property
+    def open_ends(self) -> tuple[bool, bool]:
+        """Whether ``lambda`` is infinite at ``(t_min, t_max)`` (alpha or sigma vanish)."""
+        return tuple(0.0 in self._end_values[k] for k in ("lo", "hi"))  # type: ignore[return-value]
+
+    @property
+    def is_point_mass(self) -> bool:
+        """True when ``alpha = sigma = 0`` at the noise end: the base measure is a point mass."""
+        key = "hi" if self.direction < 0 else "lo"
+        a, s = self._end_values[key]
+        return a == 0.0 and s == 0.0
+
+    @property
+    def reaches_data(self) -> bool:
+        """True when ``sigma = 0`` at the data end (not truncated like VE's ``sigma_min``)."""
+        key = "hi" if self.direction > 0 else "lo"
+        return self._end_values[key][1] == 0.0
+
+    @cached_property
+    def log_snr_range(self) -> tuple[float, float]:
+        """``(lambda at the noise end, lambda at the data end)``, possibly infinite."""
+        values = []
+        for key in (("lo", "hi") if self.direction > 0 else ("hi", "lo")):
+            a, s = self._end_values[key]
+            if a == 0.0 and s == 0.0:  # point mass: the ratio decides
+                end, side = (self.domain[0], "+") if key == "lo" else (self.domain[1], "-")
+                values.append(_value_at(self.log_snr, end, side))
+            elif s == 0.0:
+                values.append(np.inf)
+            elif a == 0.0:
+                values.append(-np.inf)
+            else:
+                values.append(float(2 * np.log(a) - 2 * np.log(s)))
+        return values[0], values[1]
+
+    # ------------------------------------------------------------------ inverse
+
+    @property
+    def inverse_log_snr(self) -> LogSnrInverse:
+        """``t(lambda)``, symbolic when SymPy finds a verified real branch, else numeric."""
+        self.require_bound("invert its log-SNR")
+        key = (sp.srepr(self.alpha), sp.srepr(self.sigma), sp.srepr(self.domain))
+        cached = _INVERSE_CACHE.get(key)
+        if cached is None:
+            cached = _derive_inverse(self)
+            _INVERSE_CACHE[key] = cached
+        return cached
+
+    # ------------------------------------------------------------------ numerics
+
+    def compile(self):
+        """The torch view of this schedule (see :class:`schedalg.compile.CompiledSchedule`)."""
+        from ..compile._schedule import compile_schedule
+
+        return compile_schedule(self)
+
+    def numpy_function(self, *exprs: sp.Expr):
+        """``lambdify`` of ``exprs`` in ``t`` with numpy (for checks, not for sampling)."""
+        return sp.lambdify(t, list(exprs), modules=[numpy_namespace(*exprs), "numpy"])
+
+    def __repr__(self) -> str:
+        return (f"Schedule(name={self.name!r}, alpha={self.alpha}, sigma={self.sigma}, "
+                f"domain=({self.domain[0]}, {self.domain[1]}))")
+
+    # ------------------------------------------------------------------ validation
+
+    def _grid(self, n: int = 513) -> np.ndarray:
+        lo, hi = (float(self.domain[0]), float(self.domain[1]))
+        u = 0.5 * (1 - np.cos(np.pi * (np.arange(n) + 0.5) / n))  # clustered at the ends
+        return lo + (hi - lo) * u
+
+    def _validate(self) -> None:
+        try:
+            lo, hi = float(self.domain[0]), float(self.domain[1])
+        except TypeError as exc:
+            raise ScheduleError("a finite real domain (t_min, t_max)", f"{self.domain}",
+                                "pass two real numbers") from exc
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ScheduleError("a finite domain with t_min < t_max", f"({lo}, {hi})",
+                                "pass domain=(t_min, t_max) with t_min < t_max")
+        grid = self._grid()
+        has_numeric = bool(self.alpha.atoms(NumericFunction) or self.sigma.atoms(NumericFunction))
+        values = self.numpy_function(self.alpha, self.sigma)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = values(grid if has_numeric else grid.astype(np.complex128))
+        for label, array in zip(("alpha", "sigma"), raw):
+            array = np.broadcast_to(np.asarray(array), grid.shape)
+            bad = ~np.isfinite(array)
+            if bad.any():
+                where = grid[bad][0]
+                raise ScheduleError(f"{label}(t) finite inside the domain",
+                                    f"{label}({where:.6g}) = {array[bad][0]}",
+                                    "check the expression and the domain")
+            if np.iscomplexobj(array):
+                imaginary = np.abs(array.imag) > 1e-12 * (1 + np.abs(array.real))
+                if imaginary.any():
+                    where = grid[imaginary][0]
+                    raise ScheduleError(f"{label}(t) real inside the domain",
+                                        f"{label}({where:.6g}) = {complex(array[imaginary][0]):.6g}",
+                                        "restrict the domain or fix the expression (a sqrt or log of a negative)")
+                array = array.real
+            if (array <= 0).any():
+                where = grid[array <= 0][0]
+                raise ScheduleError(f"{label}(t) > 0 inside the domain",
+                                    f"{label}({where:.6g}) = {array[array <= 0][0]:.6g}",
+                                    "alpha multiplies the data and sigma the noise; both must be positive "
+                                    "inside the domain (zeros only at its ends)")
+        self._check_monotone(grid)
+        self._check_data_end()
+
+    def _check_monotone(self, grid: np.ndarray) -> None:
+        fn = self.numpy_function(self.log_snr, self.d_log_snr)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lam_values, slope = (np.broadcast_to(np.asarray(a, dtype=float), grid.shape) for a in fn(grid))
+        overall = np.sign(lam_values[-1] - lam_values[0])
+        if overall == 0:
+            overall = 1.0
+        bad = ~np.isfinite(slope) | (np.sign(slope) != overall)
+        steps_bad = np.zeros_like(bad)
+        steps_bad[1:] |= np.sign(np.diff(lam_values)) != overall
+        bad |= steps_bad
+        if bad.any():
+            idx = np.flatnonzero(bad)
+            a = grid[max(idx[0] - 1, 0)]
+            b = grid[min(idx[-1] + 1, len(grid) - 1)]
+            raise NotMonotoneError(
+                f"a strictly monotone log-SNR lambda(t) = log(alpha^2/sigma^2) on the domain of {self.name!r}",
+                f"lambda'(t) changes sign or vanishes on [{a:.6g}, {b:.6g}]",
+                "restrict the domain to an interval where lambda is monotone, or fix alpha/sigma",
+                interval=(float(a), float(b)),
+            )
+        self._numeric_direction = int(overall)
+
+    def _check_data_end(self) -> None:
+        if self.alpha.atoms(NumericFunction) or self.sigma.atoms(NumericFunction):
+            return
+        t_data = float(self.t_data)
+        if _value_at(self.sigma, self.t_data, "+" if self.direction < 0 else "-") == 0.0:
+            return
+        found, roots = run_with_budget(lambda: sp.solve(self.sigma, t), 0.3)
+        if not found:
+            return
+        for root in roots or []:
+            if root.is_real:
+                r = float(root)
+                beyond = r > t_data if self.direction > 0 else r < t_data
+                if beyond:
+                    raise DomainError(
+                        f"a domain that reaches the data end of {self.name!r} (where sigma = 0)",
+                        f"a domain ending at t = {t_data:.6g} while sigma reaches 0 at t = {r:.6g}",
+                        f"extend the domain to t = {r:.6g}",
+                    )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _find_symbol(name: str, *exprs: sp.Expr) -> sp.Symbol:
+    for expr in exprs:
+        for symbol in sp.sympify(expr).free_symbols:
+            if symbol.name == name:
+                return symbol
+    return sp.Symbol(name, real=True)
+
+
+def _value_at(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
+    """``expr`` at ``t = point`` as a float, by substitution, else by the limit from ``side``."""
+    if expr.atoms(NumericFunction):
+        (value,) = sp.lambdify(t, [expr], modules=[numpy_namespace(expr), "numpy"])(np.array([float(point)]))
+        return float(np.asarray(value).reshape(-1)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = expr.subs(t, point)
+    if value.is_finite and value.is_real:
+        return float(value)
+    ok, limit = run_with_budget(lambda: sp.limit(expr, t, point, side), 1.0)
+    if ok and limit is not None and (limit.is_real or limit in (sp.oo, -sp.oo)):
+        return float(limit)
+    return float("nan")
+
+
+def _verify_inverse(schedule: Schedule, candidate: sp.Expr) -> bool:
+    """Does ``candidate(lambda(t_i)) == t_i`` on interior points? (picks the right branch)."""
+    if candidate.free_symbols - {lam}:
+        return False
+    grid = schedule._grid(33)[2:-2]
+    forward = schedule.numpy_function(schedule.log_snr)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (lam_values,) = forward(grid)
+        inverse = sp.lambdify(lam, candidate, modules="numpy")
+        back = np.asarray(inverse(np.asarray(lam_values, dtype=np.float64)), dtype=np.float64)
+        # also finite where lambda = 0 and elsewhere in range (0/0 forms fail here)
+        probes = np.linspace(np.min(lam_values), np.max(lam_values), 17)
+        probe_values = np.asarray(inverse(np.append(probes, 0.0)), dtype=np.float64)
+    back = np.broadcast_to(back, grid.shape)
+    if not np.all(np.isfinite(back)) or not np.all(np.isfinite(probe_values)):
+        return False
+    scale = max(1.0, float(np.max(np.abs(grid))))
+    return bool(np.max(np.abs(back - grid)) < 1e-8 * scale)
+
+
+def _candidates_by_peeling(ratio: sp.Expr, value: sp.Expr, budget_end: float) -> list[sp.Expr]:
+    """Solutions of ``ratio(t) = value`` found by peeling invertible outer functions.
+
+    ``ratio`` is first put in a simple form (floats made exact rationals, powers and
+    exponentials combined); SymPy's ``invert_real`` then strips the outer functions
+    (``exp``, powers, additive and multiplicative constants) and ``solve`` finishes the
+    small inner equation (e.g. a quadratic in ``t`` for VP-linear).
+    """
+    from sympy.solvers.solveset import invert_real
+
+    helper = sp.Symbol("R", positive=True)
+    simple = sp.powsimp(sp.expand(sp.powsimp(sp.nsimplify(ratio, rational=True))))
+    inner, values = invert_real(simple, helper, t)
+    if not isinstance(values, sp.FiniteSet):
+        return []
+    out = []
+    for v in values:
+        if inner == t:
+            out.append(v)
+            continue
+        ok, sols = run_with_budget(lambda v=v: _solve_inner(inner - v), budget_end - time.perf_counter())
+        if ok and sols:
+            out.extend(sols)
+    return [_tidy_in_lambda(sp.sympify(c).subs(helper, value)) for c in out]
+
+
+def _solve_inner(equation: sp.Expr) -> list[sp.Expr]:
+    """Roots in ``t`` of ``equation = 0``: polynomial roots directly, else ``solve``."""
+    if equation.is_polynomial(t) and sp.degree(equation, t) <= 4:
+        return list(sp.roots(sp.Poly(equation, t)).keys())
+    return list(sp.solve(equation, t, check=False, simplify=False))
+
+
+def _tidy_in_lambda(candidate: sp.Expr) -> sp.Expr:
+    """Cancel a candidate as a rational function of ``u = exp(lambda/2)``.
+
+    Closed forms from the solvers often read ``(e^lambda - e^(lambda/2))/(e^lambda - 1)``,
+    a 0/0 at ``lambda = 0``; cancelling in ``u`` gives ``u/(u + 1)`` instead.
+    """
+    u = sp.Symbol("u", positive=True)
+    in_u = sp.powsimp(sp.expand_power_exp(candidate.subs(lam, 2 * sp.log(u))), force=True)
+    if in_u.has(lam):
+        return candidate
+    tidy = in_u.replace(lambda e: not e.is_Atom and e.has(u) and e.is_rational_function(u),
+                        lambda e: sp.factor(sp.cancel(e)))
+    return tidy.subs(u, sp.exp(lam / 2))
+
+
+def _inverse_attempts(schedule: Schedule, budget_end: float):
+    """Candidate closed forms of ``t(lambda)``, easiest equations first.
+
+    ``sigma^2/alpha^2 = exp(-lambda)`` and ``alpha^2/sigma^2 = exp(lambda)`` avoid the
+    logarithm of ``lambda(t) = lambda``, which SymPy solves far less often.
+    """
+    yield "peel sigma^2/alpha^2 = exp(-lambda)", lambda: _candidates_by_peeling(
+        schedule.sigma**2 / schedule.alpha**2, sp.exp(-lam), budget_end)
+    yield "peel alpha^2/sigma^2 = exp(lambda)", lambda: _candidates_by_peeling(
+        schedule.alpha**2 / schedule.sigma**2, sp.exp(lam), budget_end)
+    r = sp.Symbol("r", positive=True)
+    for label, ratio, value in (("alpha/sigma = exp(lambda/2)", schedule.alpha / schedule.sigma, sp.exp(lam / 2)),
+                                ("sigma/alpha = exp(-lambda/2)", schedule.sigma / schedule.alpha, sp.exp(-lam / 2))):
+        equation = sp.Eq(sp.nsimplify(ratio, rational=True), r)
+        yield label, lambda eq=equation, v=value: [c.subs(r, v) for c in sp.solve(eq, t)]
+
+
+def _derive_inverse(schedule: Schedule) -> LogSnrInverse:
+    start = time.perf_counter()
+    if schedule.alpha.atoms(NumericFunction) or schedule.sigma.atoms(NumericFunction):
+        return LogSnrInverse("numeric", None, time.perf_counter() - start, "tabulated")
+    budget_end = start + INVERSE_BUDGET_S
+    for method, attempt in _inverse_attempts(schedule, budget_end):
+        ok, candidates = run_with_budget(attempt, budget_end - time.perf_counter())
+        if not ok or not candidates:
+            continue
+        for candidate in candidates:
+            if _verify_inverse(schedule, candidate):
+                return LogSnrInverse("symbolic", candidate, time.perf_counter() - start, method)
+    return LogSnrInverse("numeric", None, time.perf_counter() - start, "no verified closed form")

@@ -1,0 +1,10 @@
+"""The symbols every derivation shares."""
+
+import sympy as sp
+
+#: Time, in the direction the schedule's paper writes it.
+t = sp.Symbol("t", real=True)
+#: Log signal-to-noise ratio, ``lambda = log(alpha^2 / sigma^2)``.
+lam = sp.Symbol("lambda", real=True)
+#: A second time symbol, for maps between two schedules (``tau(s)``).
+s = sp.Symbol("s", real=True)
