@@ -20,11 +20,23 @@ from .symbolic import PREDICTION_KINDS as PREDICTION_KINDS
 from .symbolic import Schedule as Schedule
 from .symbolic import lam as lam
 from .symbolic import t as t
+from .symbolic import Conversion as Conversion
+from .symbolic import Diffusion as Diffusion
+from .symbolic import convert as convert
 
 __version__ = "0.1.0"
 
 __all__ = ["compile", "errors", "schedules", "symbolic", "CompiledSchedule", "SchedalgError",
            "PREDICTION_KINDS", "Schedule", "lam", "t", "convert_prediction"]
+__all__ += ["Conversion", "Diffusion", "convert"]
+
+from . import augmented as augmented  # noqa: E402 - augmented-space diffusions (CLD, PSLD)
+
+__all__ += ["augmented"]
+
+from . import interop as interop  # noqa: E402 - diffusers / k-diffusion adapters (peers imported lazily)
+
+__all__ += ["interop"]
 
 
 def convert_prediction(schedule: Schedule, output, x, tt, src: str, dst: str):
@@ -34,3 +46,11 @@ def convert_prediction(schedule: Schedule, output, x, tt, src: str, dst: str):
     ``schedule`` (:func:`schedalg.symbolic.prediction_conversion`).
     """
     return schedule.compile().convert_prediction(output, x, tt, src, dst)
+
+from . import sampling as sampling  # noqa: E402 - the sampling layer (grids, solvers, sampler, export)
+
+__all__ += ["sampling"]
+
+from . import lazy as lazy  # noqa: E402 - lazy zero-drift families and their samplers
+
+__all__ += ["lazy"]

@@ -14,3 +14,9 @@ from ._schedule import QUANTITIES as QUANTITIES
 from ._schedule import CompiledSchedule as CompiledSchedule
 
 __all__ += ["QUANTITIES", "CompiledSchedule"]
+
+from ._conversion import CompiledConversion as CompiledConversion
+from ._conversion import evaluate_diffusion as evaluate_diffusion
+from ._conversion import time_changed_increments as time_changed_increments
+
+__all__ += ["CompiledConversion", "evaluate_diffusion", "time_changed_increments"]

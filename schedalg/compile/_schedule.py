@@ -64,6 +64,7 @@ class CompiledSchedule:
         self.t_data = float(schedule.t_data)
         self.t_noise = float(schedule.t_noise)
         self.log_snr_range = schedule.log_snr_range
+        self._functions: dict[tuple[str, ...], CompiledFunction] = {}
 
     alpha = _unary("alpha")
     sigma = _unary("sigma")
@@ -78,11 +79,16 @@ class CompiledSchedule:
 
     def function(self, *names: str) -> CompiledFunction:
         """The compiled function returning the named quantities (a tuple) for a tensor ``t``."""
+        cached = self._functions.get(names)
+        if cached is not None:  # the hot path: a dict lookup, no SymPy
+            return cached
         unknown = [n for n in names if n not in QUANTITIES]
         if unknown:
             raise DomainError(f"quantities among {QUANTITIES}", f"{unknown}", "use one of the listed names")
         exprs = [getattr(self.schedule, n) for n in names]
-        return compile_exprs(exprs, [t], name="_".join(names))
+        compiled = compile_exprs(exprs, [t], name="_".join(names))
+        self._functions[names] = compiled
+        return compiled
 
     def evaluate(self, tt: torch.Tensor, *names: str) -> tuple[torch.Tensor, ...]:
         """Several quantities at ``t`` in one call, e.g. ``evaluate(t, 'alpha', 'sigma')``."""
@@ -127,12 +133,13 @@ class CompiledSchedule:
             return invert_monotone(self.log_snr, self.d_log_snr, lam_values,
                                    self.t_min, self.t_max, increasing=self.direction > 0)
         out = self._inverse(lam_values)[0]
-        # one safeguarded Newton step on the compiled lambda removes the closed form's
+        # two safeguarded Newton steps on the compiled lambda remove the closed form's
         # rounding where it is ill-conditioned (e.g. acos near 1)
-        lam_out, slope = self.evaluate(out, "log_snr", "d_log_snr")
-        polished = out - (lam_out - lam_values) / slope
-        ok = torch.isfinite(polished) & (polished >= self.t_min) & (polished <= self.t_max)
-        out = torch.where(ok, polished, out)
+        for _ in range(2):
+            lam_out, slope = self.evaluate(out, "log_snr", "d_log_snr")
+            polished = out - (lam_out - lam_values) / slope
+            ok = torch.isfinite(polished) & (polished >= self.t_min) & (polished <= self.t_max)
+            out = torch.where(ok, polished, out)
         # exact ends: the closed form may give nan at +-inf
         out = torch.where(lam_values == torch.inf, torch.full_like(out, self.t_data), out)
         return torch.where(lam_values == -torch.inf, torch.full_like(out, self.t_noise), out)

@@ -45,6 +45,10 @@ class GaussianDenoiser:
     def posterior(self, x: torch.Tensor, tt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x0_hat, eps_hat)`` at states ``x`` (B, ...) and times ``tt`` (scalar or (B,))."""
         alpha, sigma = self._compiled.evaluate(torch.as_tensor(tt, dtype=torch.float64), "alpha", "sigma")
+        return self._posterior(x, alpha, sigma)
+
+    def _posterior(self, x: torch.Tensor, alpha: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior means given ``alpha``, ``sigma`` values (no SymPy, no host sync)."""
         shape = (-1,) + (1,) * (x.dim() - 1) if alpha.dim() else ()
         alpha, sigma = alpha.reshape(shape), sigma.reshape(shape)
         mean = self.mean.to(x.device)
@@ -73,6 +77,8 @@ class _PreparedGaussian:
     def __init__(self, denoiser: GaussianDenoiser, times: torch.Tensor):
         self.denoiser = denoiser
         self.times = times
+        # everything time-dependent once, before any loop (the model contract)
+        self.alpha, self.sigma = denoiser._compiled.evaluate(times, "alpha", "sigma")
 
     def __call__(self, x: torch.Tensor, i: int, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.denoiser.posterior(x, self.times[i])
+        return self.denoiser._posterior(x, self.alpha[i], self.sigma[i])

@@ -75,8 +75,13 @@ def vp_cosine(s: Any = 0.008) -> Schedule:
     ``alpha = 0`` at ``t = 1`` (the continuous form, without the discrete beta clipping).
     """
     params, p = _params(s=s)
-    alpha = sp.cos(sp.pi / 2 * (t + p["s"]) / (1 + p["s"])) / sp.cos(sp.pi / 2 * p["s"] / (1 + p["s"]))
-    return Schedule(alpha=alpha, sigma=sp.sqrt(1 - alpha**2), params=params, name="vp_cosine")
+    angle = sp.pi / 2 * (t + p["s"]) / (1 + p["s"])
+    offset = sp.pi / 2 * p["s"] / (1 + p["s"])
+    alpha = sp.cos(angle) / sp.cos(offset)
+    # sqrt(1 - alpha^2) as a product (cos^2 c - cos^2 x = sin(x - c) sin(x + c)), exactly 0 at
+    # t = 0 in floating point; the equality is proved in proofs/prove_schedule.py
+    sigma = sp.sqrt(sp.sin(angle - offset) * sp.sin(angle + offset)) / sp.cos(offset)
+    return Schedule(alpha=alpha, sigma=sigma, params=params, name="vp_cosine")
 
 
 def sub_vp(beta_min: Any = 0.1, beta_max: Any = 20.0) -> Schedule:

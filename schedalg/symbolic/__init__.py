@@ -12,3 +12,20 @@ from ._symbols import t as t
 
 __all__ = ["NumericFunction", "PREDICTION_KINDS", "prediction_basis", "prediction_conversion",
            "LogSnrInverse", "Schedule", "lam", "s", "t"]
+
+from ._convert import TAU as TAU
+from ._convert import ComposedConversion as ComposedConversion
+from ._convert import Conversion as Conversion
+from ._convert import PIECES as PIECES
+from ._convert import conversion_formulas as conversion_formulas
+from ._convert import convert as convert
+from ._convert import one_sided_limit as one_sided_limit
+from ._diffusion import Diffusion as Diffusion
+from ._diffusion import DiffusionError as DiffusionError
+from ._diffusion import map_diffusion as map_diffusion
+from ._pointmass import PointMassError as PointMassError
+from ._pointmass import PointMassStart as PointMassStart
+from ._pointmass import point_mass_start as point_mass_start
+
+__all__ += ["TAU", "ComposedConversion", "Conversion", "PIECES", "conversion_formulas", "convert", "one_sided_limit", "Diffusion",
+            "DiffusionError", "map_diffusion", "PointMassError", "PointMassStart", "point_mass_start"]

@@ -67,6 +67,9 @@ def prediction_conversion(schedule, src: str, dst: str) -> tuple[sp.Expr, sp.Exp
         return sp.Integer(0), sp.Integer(1)
     a_src, b_src = prediction_basis(schedule, src)
     a_dst, b_dst = prediction_basis(schedule, dst)
-    system = sp.Matrix([[schedule.alpha, schedule.sigma], [a_src, b_src]])
-    row = sp.Matrix([[a_dst, b_dst]]) * system.inv()
-    return sp.simplify(row[0]), sp.simplify(row[1])
+    # Cramer's rule on [[alpha, sigma], [a_src, b_src]]; no simplification here (it can
+    # take seconds on trigonometric schedules): the compile layer shares subexpressions
+    det = schedule.alpha * b_src - schedule.sigma * a_src
+    c_x = (a_dst * b_src - b_dst * a_src) / det
+    c_p = (b_dst * schedule.alpha - a_dst * schedule.sigma) / det
+    return c_x, c_p

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 from .._budget import run_with_budget
 from ..errors import DomainError, NotMonotoneError, ScheduleError, UnboundSymbolError
@@ -39,6 +40,9 @@ __all__ = ["Schedule", "LogSnrInverse"]
 INVERSE_BUDGET_S = 0.9
 
 _INVERSE_CACHE: dict[tuple, "LogSnrInverse"] = {}
+
+#: The direction of a symbolic schedule whose sign SymPy cannot decide (+1 or -1).
+DIRECTION = sp.Symbol("direction", nonzero=True)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ class Schedule:
             raise ScheduleError("domain=(t_min, t_max)", repr(domain), "pass two numbers") from exc
         self.domain: tuple[sp.Expr, sp.Expr] = (lo.subs(bound), hi.subs(bound))
 
-        unknown = self.free_parameters - {k for k, v in self._declared.items() if v is None}
+        generic = self.alpha.atoms(AppliedUndef) | self.sigma.atoms(AppliedUndef)
+        unknown = self.free_parameters - generic - {k for k, v in self._declared.items() if v is None}
         if unknown:
             names = sorted(map(str, unknown))
             raise UnboundSymbolError(
@@ -134,6 +139,8 @@ class Schedule:
         symbols = self.alpha.free_symbols | self.sigma.free_symbols
         for end in self.domain:
             symbols |= end.free_symbols
+        # undefined functions alpha(t), sigma(t): a generic schedule, for proofs
+        symbols |= self.alpha.atoms(AppliedUndef) | self.sigma.atoms(AppliedUndef)
         return set(symbols) - {t}
 
     @property
@@ -195,12 +202,14 @@ class Schedule:
         return sp.diff(self.log_snr, t)
 
     @cached_property
-    def direction(self) -> int:
+    def direction(self) -> Any:
         """``+1`` if ``lambda`` increases with ``t`` (data at ``t_max``), ``-1`` otherwise.
 
         Derived, never declared: for a bound schedule from the sign of ``lambda'`` on
         the domain (validated to be constant), for a symbolic one from SymPy's sign at
-        the midpoint under the parameters' assumptions.
+        the midpoint under the parameters' assumptions. When SymPy cannot decide (a
+        generic ``alpha(t)``), it is the symbol :data:`DIRECTION` (standing for +-1), so
+        that identities can still be proved for both directions at once.
         """
         if self.is_bound:
             return self._numeric_direction
@@ -210,18 +219,23 @@ class Schedule:
             return 1
         if value.is_negative:
             return -1
-        self.require_bound("determine the direction of time")
-        raise AssertionError("unreachable")  # pragma: no cover
+        return DIRECTION
 
     @property
     def t_data(self) -> sp.Expr:
         """The high-SNR end of the domain (where sampling ends)."""
+        self._require_direction()
         return self.domain[1] if self.direction > 0 else self.domain[0]
 
     @property
     def t_noise(self) -> sp.Expr:
         """The low-SNR end of the domain (where sampling starts)."""
+        self._require_direction()
         return self.domain[0] if self.direction > 0 else self.domain[1]
+
+    def _require_direction(self) -> None:
+        if self.direction is DIRECTION:
+            self.require_bound("decide which end of the domain holds the data")
 
     @cached_property
     def e_star(self) -> sp.Expr:
@@ -376,32 +390,47 @@ class Schedule:
                                     f"{label}({where:.6g}) = {array[array <= 0][0]:.6g}",
                                     "alpha multiplies the data and sigma the noise; both must be positive "
                                     "inside the domain (zeros only at its ends)")
+        if not has_numeric:
+            self._check_singularities(lo, hi)
         self._check_monotone(grid)
         self._check_data_end()
 
+    def _check_singularities(self, lo: float, hi: float) -> None:
+        """Poles strictly inside the domain (a grid can step over them)."""
+        for label, expr in (("alpha", self.alpha), ("sigma", self.sigma)):
+            found, points = run_with_budget(
+                lambda e=expr: sp.calculus.singularities(e, t, sp.Interval.open(lo, hi)), 0.3)
+            if found and isinstance(points, sp.FiniteSet) and len(points):
+                where = float(min(points))
+                raise ScheduleError(f"{label}(t) finite inside the domain",
+                                    f"a singularity of {label} at t = {where:.6g}",
+                                    "check the expression and the domain")
+
     def _check_monotone(self, grid: np.ndarray) -> None:
+        """lambda' must keep one strict sign on the grid; report where it vanishes or flips."""
         fn = self.numpy_function(self.log_snr, self.d_log_snr)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lam_values, slope = (np.broadcast_to(np.asarray(a, dtype=float), grid.shape) for a in fn(grid))
-        overall = np.sign(lam_values[-1] - lam_values[0])
-        if overall == 0:
-            overall = 1.0
-        bad = ~np.isfinite(slope) | (np.sign(slope) != overall)
-        steps_bad = np.zeros_like(bad)
-        steps_bad[1:] |= np.sign(np.diff(lam_values)) != overall
-        bad |= steps_bad
-        if bad.any():
-            idx = np.flatnonzero(bad)
-            a = grid[max(idx[0] - 1, 0)]
-            b = grid[min(idx[-1] + 1, len(grid) - 1)]
+        signs = np.where(np.isfinite(slope), np.sign(slope), 0.0)
+        zeros = np.flatnonzero(signs == 0)
+        nonzero = np.flatnonzero(signs != 0)
+        flips = nonzero[:-1][np.diff(signs[nonzero]) != 0] if nonzero.size > 1 else nonzero[:0]
+        majority = np.sign(np.sum(signs)) or 1.0
+        bad = np.concatenate([zeros, flips, flips + 1])
+        if not bad.size:  # one sign of lambda': lambda itself must move that way between points
+            against = np.flatnonzero(np.sign(np.diff(lam_values)) != majority)
+            bad = np.concatenate([against, against + 1])
+        if bad.size:
+            a = grid[max(int(bad.min()) - 1, 0)]
+            b = grid[min(int(bad.max()) + 1, len(grid) - 1)]
             raise NotMonotoneError(
                 f"a strictly monotone log-SNR lambda(t) = log(alpha^2/sigma^2) on the domain of {self.name!r}",
                 f"lambda'(t) changes sign or vanishes on [{a:.6g}, {b:.6g}]",
                 "restrict the domain to an interval where lambda is monotone, or fix alpha/sigma",
                 interval=(float(a), float(b)),
             )
-        self._numeric_direction = int(overall)
+        self._numeric_direction = int(majority)
 
     def _check_data_end(self) -> None:
         if self.alpha.atoms(NumericFunction) or self.sigma.atoms(NumericFunction):
@@ -451,11 +480,17 @@ def _value_at(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
     return float("nan")
 
 
-def _verify_inverse(schedule: Schedule, candidate: sp.Expr) -> bool:
-    """Does ``candidate(lambda(t_i)) == t_i`` on interior points? (picks the right branch)."""
+def _inverse_error(schedule: Schedule, candidate: sp.Expr) -> float:
+    """Largest error of ``candidate(lambda(t_i))`` against ``t_i``, relative to the distance of
+    ``t_i`` to the nearest end of the domain; ``inf`` if the candidate is not a valid inverse.
+
+    This both picks the right branch (a wrong branch has error O(1)) and ranks valid
+    closed forms by their float64 conditioning near the ends.
+    """
     if candidate.free_symbols - {lam}:
-        return False
+        return float("inf")
     grid = schedule._grid(33)[2:-2]
+    lo, hi = float(schedule.domain[0]), float(schedule.domain[1])
     forward = schedule.numpy_function(schedule.log_snr)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -467,9 +502,13 @@ def _verify_inverse(schedule: Schedule, candidate: sp.Expr) -> bool:
         probe_values = np.asarray(inverse(np.append(probes, 0.0)), dtype=np.float64)
     back = np.broadcast_to(back, grid.shape)
     if not np.all(np.isfinite(back)) or not np.all(np.isfinite(probe_values)):
-        return False
-    scale = max(1.0, float(np.max(np.abs(grid))))
-    return bool(np.max(np.abs(back - grid)) < 1e-8 * scale)
+        return float("inf")
+    distance = np.maximum(np.minimum(grid - lo, hi - grid), 1e-300)
+    return float(np.max(np.abs(back - grid) / distance))
+
+
+#: A closed form is accepted when its relative error (see _inverse_error) is below this.
+_INVERSE_TOLERANCE = 1e-8
 
 
 def _candidates_by_peeling(ratio: sp.Expr, value: sp.Expr, budget_end: float) -> list[sp.Expr]:
@@ -530,6 +569,15 @@ def _inverse_attempts(schedule: Schedule, budget_end: float):
         schedule.sigma**2 / schedule.alpha**2, sp.exp(-lam), budget_end)
     yield "peel alpha^2/sigma^2 = exp(lambda)", lambda: _candidates_by_peeling(
         schedule.alpha**2 / schedule.sigma**2, sp.exp(lam), budget_end)
+    # variance preserving (alpha^2 + sigma^2 = 1): alpha^2 = sigmoid(lambda) involves alpha only
+    # (a numeric test only chooses the attempt; the verification decides)
+    grid = schedule._grid(33)
+    with np.errstate(all="ignore"):
+        alpha_v, sigma_v = (np.asarray(v, dtype=float) for v in schedule.numpy_function(
+            schedule.alpha, schedule.sigma)(grid))
+    if np.allclose(alpha_v**2 + sigma_v**2, 1.0, rtol=0, atol=1e-12):
+        yield "peel alpha = 1/sqrt(1 + exp(-lambda)) (variance preserving)", lambda: _candidates_by_peeling(
+            schedule.alpha, 1 / sp.sqrt(1 + sp.exp(-lam)), budget_end)
     r = sp.Symbol("r", positive=True)
     for label, ratio, value in (("alpha/sigma = exp(lambda/2)", schedule.alpha / schedule.sigma, sp.exp(lam / 2)),
                                 ("sigma/alpha = exp(-lambda/2)", schedule.sigma / schedule.alpha, sp.exp(-lam / 2))):
@@ -538,15 +586,20 @@ def _inverse_attempts(schedule: Schedule, budget_end: float):
 
 
 def _derive_inverse(schedule: Schedule) -> LogSnrInverse:
+    """Try each equation within the budget; keep the verified candidate with least error."""
     start = time.perf_counter()
     if schedule.alpha.atoms(NumericFunction) or schedule.sigma.atoms(NumericFunction):
         return LogSnrInverse("numeric", None, time.perf_counter() - start, "tabulated")
     budget_end = start + INVERSE_BUDGET_S
+    best: tuple[float, sp.Expr, str] | None = None
     for method, attempt in _inverse_attempts(schedule, budget_end):
         ok, candidates = run_with_budget(attempt, budget_end - time.perf_counter())
-        if not ok or not candidates:
-            continue
-        for candidate in candidates:
-            if _verify_inverse(schedule, candidate):
-                return LogSnrInverse("symbolic", candidate, time.perf_counter() - start, method)
-    return LogSnrInverse("numeric", None, time.perf_counter() - start, "no verified closed form")
+        for candidate in (candidates or []) if ok else []:
+            error = _inverse_error(schedule, candidate)
+            if error < _INVERSE_TOLERANCE and (best is None or error < best[0]):
+                best = (error, candidate, method)
+        if best is not None and best[0] < 1e-13:
+            break  # as accurate as float64 allows; no need to try further forms
+    if best is None:
+        return LogSnrInverse("numeric", None, time.perf_counter() - start, "no verified closed form")
+    return LogSnrInverse("symbolic", best[1], time.perf_counter() - start, best[2])

@@ -1,0 +1,182 @@
+"""schedalg's side of the quality benchmark: every solver x schedule x time grid.
+
+Grids (all from schedalg): ``uniform`` in the schedule's own ``t``; ``karras`` (EDM's
+rho = 7 spacing, noise levels 0.002..80); ``log_snr`` (equal steps in log-SNR over
+``[-2 log 80, 2 log 500]`` clipped to the schedule's range, plus its exact noise/data
+ends where those are at infinite log-SNR); ``gits`` (schedalg.geometry: least-cost
+path through a fine teacher trajectory computed from *calibration* noise, never the
+evaluation noise). For a budget of network evaluations each solver gets the largest
+number of steps whose exact NFE fits. ``converted`` rows serve a denoiser written for
+one schedule (VP, as a DDPM-trained model would be) on the grid of another via
+schedalg's pathwise conversion; ``lazy`` rows use :mod:`schedalg.lazy`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import lru_cache
+from typing import Callable, Iterator
+
+import torch
+
+import schedalg as sa
+from schedalg.geometry import default_fine_times, jump_costs, least_cost_path, teacher_trajectory
+from schedalg.sampling import Sampler, TimeGrid
+
+from ._problem import Counter, Problem, Run
+
+SOLVERS = ("euler", "heun", "midpoint", "ddim", "dpmpp_2m", "dpmpp_3m")
+LAM_LOW, LAM_HIGH = -2 * math.log(80.0), 2 * math.log(500.0)
+
+
+class CountingDenoiser:
+    """Wraps a denoiser; counts calls of its prepared form (one call = one network evaluation)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.schedule = inner.schedule
+        self.calls = 0
+
+    def prepare(self, times: torch.Tensor):
+        prepared = self.inner.prepare(times)
+
+        def call(x, i, **cond):
+            self.calls += 1
+            return prepared(x, i, **cond)
+
+        call.times = prepared.times
+        return call
+
+
+def schedules() -> dict[str, sa.Schedule]:
+    return {"linear": sa.schedules.linear(), "cosine": sa.schedules.cosine(),
+            "vp_linear": sa.schedules.vp_linear(), "edm": sa.schedules.edm()}
+
+
+def log_snr_times(schedule: sa.Schedule, steps: int) -> torch.Tensor | None:
+    """Equal log-SNR steps on the clipped range, plus exact infinite-log-SNR ends."""
+    compiled = schedule.compile()
+    low, high = compiled.log_snr_range
+    head = [compiled.t_noise] if low < LAM_LOW else []
+    tail = [compiled.t_data] if high > LAM_HIGH else []
+    inner = steps + 1 - len(head) - len(tail)
+    if inner < 2:
+        return None
+    lam = torch.linspace(max(low, LAM_LOW), min(high, LAM_HIGH), inner, dtype=torch.float64)
+    times = compiled.t_of_log_snr(lam)
+    return torch.cat([torch.tensor(head, dtype=torch.float64), times, torch.tensor(tail, dtype=torch.float64)])
+
+
+class GitsCache:
+    """Teacher trajectory and jump costs per schedule, from the calibration noise."""
+
+    def __init__(self, problem: Problem, fine_points: int = 121, substeps: int = 4):
+        self.problem = problem
+        self.fine_points = fine_points
+        self.substeps = substeps
+        self._costs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def times(self, name: str, schedule: sa.Schedule, steps: int) -> torch.Tensor:
+        if name not in self._costs:
+            denoiser = self.problem.denoiser(schedule)
+            fine = default_fine_times(denoiser, self.fine_points)
+            start = self.problem.calibration_noise * schedule.compile().sigma(fine[:1])
+            trajectory = teacher_trajectory(denoiser, start, fine, substeps=self.substeps)
+            self._costs[name] = (fine, jump_costs(denoiser, trajectory, fine))
+        fine, costs = self._costs[name]
+        indices, _ = least_cost_path(costs, steps)
+        return fine[list(indices)]
+
+
+def _grid_builders(gits: GitsCache) -> dict[str, Callable[[str, sa.Schedule, int], TimeGrid | None]]:
+    def karras(name, schedule, steps):
+        return TimeGrid.karras(schedule, steps, sigma_max=80.0, sigma_min=0.002)
+
+    def log_snr(name, schedule, steps):
+        times = log_snr_times(schedule, steps)
+        return None if times is None else TimeGrid.from_times(schedule, times)
+
+    return {
+        "uniform": lambda name, schedule, steps: TimeGrid.uniform(schedule, steps),
+        "karras": karras,
+        "log_snr": log_snr,
+        "gits": lambda name, schedule, steps: TimeGrid.from_times(schedule, gits.times(name, schedule, steps)),
+    }
+
+
+def _fit_budget(build: Callable[[int], TimeGrid | None], solver: str, budget: int) -> TimeGrid | None:
+    """The grid with the most steps whose exact NFE for ``solver`` fits ``budget``."""
+    for steps in range(budget, 0, -1):
+        grid = build(steps)
+        if grid is None:
+            continue
+        if sa.sampling.get_solver(solver).plan(grid).nfe <= budget:
+            return grid
+    return None
+
+
+def _run(problem: Problem, denoiser, grid: TimeGrid, solver: str, system_grid: str, note: str = "") -> Run:
+    counted = CountingDenoiser(denoiser)
+    sampler = Sampler(counted, grid, solver)
+    alpha0, sigma0 = float(grid.alpha[0]), float(grid.sigma[0])
+    reference = problem.reference(alpha0, sigma0, sigma0)
+    start = time.perf_counter()
+    out = sampler(problem.noise)
+    seconds = time.perf_counter() - start
+    if counted.calls != sampler.nfe:
+        raise RuntimeError(f"NFE mismatch: counted {counted.calls}, planned {sampler.nfe}")
+    return Run("schedalg", solver, system_grid, counted.calls, problem.error(out, reference), seconds, note)
+
+
+def schedalg_runs(problem: Problem, budget: int, *, gits: GitsCache,
+                  schedule_names: tuple[str, ...] | None = None,
+                  grid_names: tuple[str, ...] | None = None) -> Iterator[Run]:
+    """Every solver on every schedule and grid that fits ``budget`` network evaluations."""
+    builders = _grid_builders(gits)
+    for name, schedule in schedules().items():
+        if schedule_names and name not in schedule_names:
+            continue
+        denoiser = problem.denoiser(schedule)
+        for grid_name, builder in builders.items():
+            if grid_names and grid_names and grid_name not in grid_names:
+                continue
+            for solver in SOLVERS:
+                grid = _fit_budget(lambda steps: builder(name, schedule, steps), solver, budget)
+                if grid is not None:
+                    yield _run(problem, denoiser, grid, solver, f"{name}/{grid_name}")
+
+
+def converted_runs(problem: Problem, budget: int, *, gits: GitsCache) -> Iterator[Run]:
+    """A VP-trained denoiser served on linear-schedule grids through schedule conversion."""
+    source = problem.denoiser(sa.schedules.vp_linear())
+    target = sa.schedules.linear()
+    builders = _grid_builders(gits)
+    for grid_name in ("log_snr", "gits"):
+        for solver in ("dpmpp_2m", "dpmpp_3m", "heun"):
+            grid = _fit_budget(lambda steps: builders[grid_name]("linear", target, steps), solver, budget)
+            if grid is None:
+                continue
+            try:
+                yield _run(problem, source, grid, solver, f"vp_linear->linear/{grid_name}", "converted")
+            except sa.SchedalgError as exc:  # e.g. a grid time outside the source's log-SNR range
+                print(f"  [skip] converted {solver} {grid_name}: {exc}")
+
+
+def lazy_runs(problem: Problem, budget: int) -> Iterator[Run]:
+    """schedalg.lazy's variance-preserving lazy ODE (uniform in the angle), data standardized."""
+    from schedalg.lazy import Standardization, lazy_nfe, lazy_ode_sample
+
+    standardization = Standardization.given(float(problem.data.mean()), float(problem.data.std()))
+    denoiser = problem.denoiser(sa.schedules.linear())
+    reference = problem.reference(0.0, 1.0, 1.0)
+    for solver in ("euler", "heun", "midpoint"):
+        steps = max((s for s in range(1, budget + 1) if lazy_nfe(solver, s) <= budget), default=None)
+        if steps is None:
+            continue
+        counted = CountingDenoiser(denoiser)
+        start = time.perf_counter()
+        out = lazy_ode_sample(counted, problem.noise, standardization, steps=steps, solver=solver)
+        seconds = time.perf_counter() - start
+        yield Run("schedalg", f"lazy_{solver}", "lazy_ode/uniform_angle", counted.calls,
+                  problem.error(out, reference), seconds, "lazy")

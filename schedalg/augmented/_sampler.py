@@ -1,0 +1,77 @@
+"""One entry point for augmented-space sampling: ``sample_augmented(model, z_T, times, solver)``."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from ._errors import SamplerError
+from ._solvers import RK4, AugmentedSolver, Conjugate, Euler, Heun
+from ._splitting import (ConjugateSplitting, NaiveSymplecticEuler, NaiveVelocityVerlet, ReducedSymplecticEuler,
+                         ReducedVelocityVerlet, SymmetricSplitting)
+from ._stochastic import OBA, EulerMaruyama, StochasticSplitting
+
+__all__ = ["SOLVERS", "get_solver", "sample_augmented", "time_grid"]
+
+#: Solver name -> constructor (keyword arguments such as ``B`` go to the constructor).
+SOLVERS: dict[str, Callable[..., AugmentedSolver]] = {
+    "euler": Euler,
+    "heun": Heun,
+    "rk4": RK4,
+    "exponential": lambda: Conjugate(0),
+    "conjugate": Conjugate,
+    "lambda_ddim": lambda lam=0.0: Conjugate(lam),
+    "symmetric_splitting": SymmetricSplitting,
+    "naive_symplectic_euler": NaiveSymplecticEuler,
+    "reduced_symplectic_euler": ReducedSymplecticEuler,
+    "naive_velocity_verlet": NaiveVelocityVerlet,
+    "reduced_velocity_verlet": ReducedVelocityVerlet,
+    "conjugate_splitting": ConjugateSplitting,
+    "euler_maruyama": EulerMaruyama,
+    "stochastic_splitting": StochasticSplitting,
+    "oba": OBA,
+}
+
+
+def get_solver(solver: str | AugmentedSolver, **options: Any) -> AugmentedSolver:
+    """A solver instance from its name (see :data:`SOLVERS`) or the instance itself."""
+    if isinstance(solver, AugmentedSolver):
+        return solver
+    if solver not in SOLVERS:
+        raise SamplerError(f"an augmented solver name among {sorted(SOLVERS)}", repr(solver),
+                           "pick one of the listed names or pass a solver instance")
+    return SOLVERS[solver](**options)
+
+
+def time_grid(t_max: float, t_min: float, steps: int, power: float = 2.0) -> torch.Tensor:
+    """``t_i = t_min + (t_max - t_min) (1 - i/steps)^power``, from ``t_max`` down to ``t_min``.
+
+    ``power > 1`` clusters steps near the data end, where the momentum block of CLD/PSLD is stiff.
+    """
+    if steps < 1 or not 0 < t_min < t_max:
+        raise SamplerError("steps >= 1 and 0 < t_min < t_max", f"steps={steps}, t_min={t_min}, t_max={t_max}",
+                           "e.g. time_grid(1.0, 1e-3, 50)")
+    s = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    return t_min + (t_max - t_min) * (1 - s) ** power
+
+
+def sample_augmented(model, z: torch.Tensor, times: torch.Tensor, solver: str | AugmentedSolver = "euler",
+                     generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
+    """Integrate from ``z`` at ``times[0]`` to ``times[-1]`` with ``solver`` and ``model``.
+
+    ``model`` follows :class:`AugmentedDenoiser` (``.sde``, ``.prepare(times)``); ``times``
+    must decrease (generation runs towards the data at ``t = 0``). All coefficients are
+    computed before the loop; the loop itself does no SymPy work and no host sync.
+    """
+    solver = get_solver(solver, **options)
+    sde = model.sde
+    times = sde.compile().check_times(times)
+    if times.dim() != 1 or times.numel() < 2 or not bool((times[1:] < times[:-1]).all()):
+        raise SamplerError("a 1-D grid of at least two strictly decreasing times", f"{times.tolist()[:6]}...",
+                           "build it with schedalg.augmented.time_grid(T, t_eps, steps)")
+    if z.dim() < 2 or z.shape[1] != sde.k:
+        raise SamplerError(f"a state of shape (B, {sde.k}, ...)", f"shape {tuple(z.shape)}",
+                           "stack the blocks on axis 1")
+    prepared = model.prepare(solver.eval_times(times).reshape(-1))
+    return solver.solve(sde, prepared, z, times, generator)

@@ -1,0 +1,306 @@
+"""Any network + its training schedule, prediction type and time input -> the Denoiser contract.
+
+A network trained on ``x_t = alpha(t) x0 + sigma(t) eps`` is called as
+
+    p = net(c_in(t) * x_t, tau(t), **cond)
+
+and predicts ``p = a(t) x0 + b(t) eps`` for one of the prediction types of
+:mod:`schedalg.symbolic` (eps, x0, v, velocity, score). Given ``x_t`` the pair
+``(x0, eps)`` is then
+
+    x0_hat  = cx0_x(t) x_t + cx0_p(t) p,     eps_hat = ce_x(t) x_t + ce_p(t) p,
+
+with the coefficients derived by SymPy (:meth:`CompiledSchedule.prediction_coefficients`).
+:meth:`NetworkDenoiser.prepare` evaluates ``tau``, ``c_in`` and the four coefficients on
+the whole time grid in float64, before the loop; a call then indexes these tables, runs
+the network once (classifier-free guidance: once on a doubled batch) and forms
+``(x0_hat, eps_hat)`` in the dtype of ``x`` with no SymPy work and no host sync.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Mapping
+
+import sympy as sp
+import torch
+
+from ..errors import DomainError, PredictionError, SchedalgError
+from ..symbolic._predictions import check_prediction_kind
+from ..symbolic._schedule import Schedule, _value_at
+from ._checks import FiniteGuard, NetworkOutputError, check_output, extract_output
+from ._guidance import guide, stack_conditions
+from ._time_inputs import input_scaling_function, time_input_function
+
+__all__ = ["NetworkDenoiser", "PreparedNetwork"]
+
+
+class NetworkDenoiser:
+    """Wrap ``network`` (any callable or ``nn.Module``) as a :class:`~schedalg.models.Denoiser`.
+
+    Example: a DDPM eps-network on 1000 discrete steps, and an EDM-preconditioned one::
+
+        ddpm = NetworkDenoiser(unet, sa.schedules.from_betas(betas), "eps", "t")
+        s, sd = sa.t, 0.5  # EDM's raw network F: D = c_skip x + c_out F(c_in x, log(sigma)/4)
+        edm = NetworkDenoiser(F, sa.schedules.edm(80.0), "x0", "c_noise", input_scaling="edm", sigma_data=sd,
+                              output_skip=sd**2 / (s**2 + sd**2), output_scaling=s * sd / sp.sqrt(s**2 + sd**2))
+        x = schedalg.sampling.sample(ddpm, torch.randn(16, 3, 32, 32), grid, "dpmpp_2m")
+
+    Parameters
+    ----------
+    network:
+        Called as ``network(x_in, time, **network_kwargs, **cond)``; returns a tensor of
+        ``x_in``'s shape (or an object with a ``.sample`` tensor, or a tuple whose first
+        element is the tensor).
+    schedule:
+        The schedule the network was trained with (symbolic, or tabulated via
+        :func:`schedalg.schedules.from_betas` / :func:`~schedalg.schedules.tabulated`).
+        States passed to the prepared denoiser are in its coordinates and its time.
+    prediction:
+        ``"eps"``, ``"x0"``, ``"v"``, ``"velocity"`` or ``"score"``.
+    time_input:
+        What the network reads as time (see :mod:`schedalg.models._time_inputs`): ``"t"``,
+        ``"index"``, ``"sigma"``, ``"log_sigma"``, ``"c_noise"``, ``"noise_level"``, a SymPy
+        expression in :data:`schedalg.t`, or a callable on a float64 tensor of times.
+    time_scale:
+        Multiplies the time input (e.g. 1000 for flow models fed ``1000 sigma``).
+    num_steps:
+        ``N`` for ``time_input="index"`` on a continuous-time schedule.
+    round_time:
+        Round the time input to the nearest integer (networks trained on integer steps).
+    time_dtype:
+        dtype of the time tensor handed to the network (default: the network's dtype;
+        ``torch.long`` for integer step embeddings).
+    input_scaling:
+        ``c_in``: ``None``, ``"edm"`` (``1/sqrt(sigma^2 + sigma_data^2 alpha^2)``),
+        ``"to_edm"`` (``1/alpha``), a SymPy expression in ``t`` or a callable.
+    output_scaling, output_skip:
+        ``c_out`` and ``c_skip``: the prediction is ``c_skip(t) x_t + c_out(t) F`` for the
+        network's (guided) output ``F`` (EDM's preconditioning, Karras et al. 2022, with
+        ``prediction="x0"``); same forms as ``input_scaling`` (SymPy expressions in ``t``
+        or callables; a VP-trained v-network served in EDM coordinates has
+        ``c_out = sqrt(1 + sigma_edm^2)``). Default: ``c_skip = 0``, ``c_out = 1``.
+    sigma_data:
+        The data scale in ``input_scaling="edm"``.
+    guidance_scale, uncond:
+        Classifier-free guidance ``p_u + w (p_c - p_u)`` with ``w = guidance_scale``;
+        ``uncond`` holds the keyword arguments that differ in the unconditional half
+        (tensors with a leading batch dimension, or 1 to broadcast). ``w = 1`` is the
+        conditional model. ``batched_guidance=False`` makes two calls instead of one.
+    network_kwargs:
+        Fixed keyword arguments for every call (e.g. ``{"return_dict": False}``).
+    network_dtype:
+        dtype the network computes in; ``x`` is cast to it and the output cast back.
+        Default: the dtype of the first floating parameter of an ``nn.Module``, else
+        the dtype of ``x``.
+    strict_dtype:
+        Raise when the output dtype differs from the input's (default True).
+    check_finite:
+        ``"deferred"`` (default), ``"eager"`` or ``"off"``. Detecting NaN/inf needs the
+        values on the host, a sync the sampling loop must not make; so by default each
+        call only folds ``isfinite(out).all()`` into a device flag (no sync), and
+        :meth:`PreparedNetwork.finish` (which samplers call once after the loop) raises
+        :class:`~schedalg.models.NetworkOutputError` naming the first bad step and its
+        time. ``"eager"`` raises at the bad step itself at one sync per step (debugging).
+
+    Raises
+    ------
+    PredictionError
+        An unknown prediction type, or guidance without ``uncond``.
+    """
+
+    def __init__(self, network: Any, schedule: Schedule, prediction: str = "eps", time_input: Any = "t", *,
+                 time_scale: float = 1.0, num_steps: int | None = None, round_time: bool = False,
+                 time_dtype: torch.dtype | None = None, input_scaling: Any = None, output_scaling: Any = None,
+                 output_skip: Any = None, sigma_data: float = 1.0,
+                 guidance_scale: float | None = None, uncond: Mapping[str, Any] | None = None,
+                 batched_guidance: bool = True, network_kwargs: Mapping[str, Any] | None = None,
+                 network_dtype: torch.dtype | None = None, strict_dtype: bool = True,
+                 check_finite: Any = "deferred"):
+        if not callable(network):
+            raise SchedalgError("a callable network (function or nn.Module)", f"{type(network).__name__}", None)
+        if not isinstance(schedule, Schedule):
+            raise SchedalgError("the network's training schedule as a schedalg Schedule",
+                                f"{type(schedule).__name__}",
+                                "build it with sa.Schedule(...), sa.schedules.*, or sa.schedules.from_betas(...)")
+        schedule.require_bound("wrap a network trained with it")
+        self.network = network
+        self.schedule = schedule
+        self.prediction = check_prediction_kind(prediction)
+        self.time_input = time_input
+        self._time_fn = time_input_function(time_input, schedule, num_steps=num_steps, scale=time_scale)
+        self._c_in_fn = input_scaling_function(input_scaling, schedule, sigma_data=sigma_data)
+        self._c_out_fn = input_scaling_function(output_scaling, schedule, sigma_data=sigma_data)
+        self._c_skip_fn = input_scaling_function(output_skip, schedule, sigma_data=sigma_data)
+        self.round_time = bool(round_time)
+        self.time_dtype = time_dtype
+        if guidance_scale is not None and not uncond:
+            raise PredictionError("uncond={...}: the keyword arguments of the unconditional half, for "
+                                  "classifier-free guidance", f"guidance_scale={guidance_scale} with uncond={uncond!r}",
+                                  "e.g. uncond={'class_labels': torch.tensor([null_class])}")
+        self.guidance_scale = guidance_scale
+        self.uncond = dict(uncond or {})
+        self.batched_guidance = bool(batched_guidance)
+        self.network_kwargs = dict(network_kwargs or {})
+        self.network_dtype = network_dtype if network_dtype is not None else _module_dtype(network)
+        self.strict_dtype = bool(strict_dtype)
+        FiniteGuard(check_finite, torch.zeros(0))  # validate the mode now, not at prepare
+        self.check_finite = check_finite
+
+    def prepare(self, times: torch.Tensor) -> "PreparedNetwork":
+        """Evaluate ``tau``, ``c_in`` and the prediction coefficients on ``times`` (float64, 1-D)."""
+        times = torch.as_tensor(times, dtype=torch.float64)
+        if times.dim() != 1 or times.numel() == 0:
+            raise DomainError("a non-empty 1-D tensor of times", f"shape {tuple(times.shape)}", None)
+        compiled = self.schedule.compile()
+        tables: dict[str, torch.Tensor] = {}
+        for dst in ("x0", "eps"):
+            function = compiled.prediction_coefficients(self.prediction, dst)
+            tables[f"{dst}_x"], tables[f"{dst}_p"] = (_end_limits(self.schedule, e, times, v)
+                                                      for e, v in zip(function.exprs, function(times)))
+        for name, fn in (("time", self._time_fn), ("c_in", self._c_in_fn), ("c_out", self._c_out_fn),
+                         ("c_skip", self._c_skip_fn)):
+            if fn is not None:
+                tables[name] = _end_limits(self.schedule, getattr(fn, "expr", None), times, fn(times))
+        # fold p = c_skip x + c_out F into the coefficients: dst = (c_x + c_p c_skip) x + (c_p c_out) F
+        c_skip, c_out = tables.pop("c_skip", None), tables.pop("c_out", None)
+        for dst in ("x0", "eps"):
+            if c_skip is not None:
+                tables[f"{dst}_x"] = tables[f"{dst}_x"] + tables[f"{dst}_p"] * c_skip
+            if c_out is not None:
+                tables[f"{dst}_p"] = tables[f"{dst}_p"] * c_out
+        if self.round_time:
+            tables["time"] = torch.round(tables["time"])
+        return PreparedNetwork(self, times, tables)
+
+    def __repr__(self) -> str:
+        return (f"NetworkDenoiser({type(self.network).__name__}, schedule={self.schedule.name!r}, "
+                f"prediction={self.prediction!r}, time_input={self.time_input!r})")
+
+
+class PreparedNetwork:
+    """A :class:`NetworkDenoiser` bound to a time grid (see :class:`~schedalg.models.PreparedDenoiser`).
+
+    ``tables`` holds float64 tensors, one value per grid time: ``time`` (the network's
+    time input), ``c_in`` (if any) and the coefficients ``x0_x, x0_p, eps_x, eps_p``.
+    """
+
+    def __init__(self, owner: NetworkDenoiser, times: torch.Tensor, tables: dict[str, torch.Tensor | None]):
+        self.owner = owner
+        self.times = times
+        self.tables = {k: v for k, v in tables.items() if v is not None}
+        self._time_list = times.tolist()
+        # host-side, once: which grid points can be evaluated at all (e.g. eps -> x0 needs alpha > 0)
+        finite = torch.stack([torch.isfinite(v) for v in self.tables.values()])
+        self._bad_quantity = [None if bool(ok.all()) else sorted(k for k, f in zip(self.tables, ok) if not f)
+                              for ok in finite.T]
+        self._cast: dict[tuple, dict[str, torch.Tensor]] = {}
+        self._guard = FiniteGuard(owner.check_finite, times)
+        unscaled = owner._c_out_fn is None and owner._c_skip_fn is None
+        self._x0_is_output = unscaled and owner.prediction == "x0"
+        self._eps_is_output = unscaled and owner.prediction == "eps"
+
+    def __call__(self, x: torch.Tensor, i: int, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x0_hat, eps_hat)`` at grid time ``times[i]`` for states ``x`` (B, ...)."""
+        owner = self.owner
+        if self._bad_quantity[i] is not None:
+            self._raise_undefined(i)
+        net_dtype = owner.network_dtype or x.dtype
+        tables = self._tables(x.dtype, net_dtype, x.device)
+        x_in = x if "c_in" not in tables else x * tables["c_in"][i]
+        x_in = x_in.to(net_dtype)
+        batch = x.shape[0]
+        if owner.guidance_scale is None:
+            out = self._run(x_in, tables["time"][i], batch, cond, i)
+        elif owner.batched_guidance:
+            kwargs = stack_conditions(cond, owner.uncond, batch)
+            out = guide(self._run(torch.cat([x_in, x_in]), tables["time"][i], 2 * batch, kwargs, i),
+                        owner.guidance_scale)
+        else:
+            conditional = self._run(x_in, tables["time"][i], batch, cond, i)
+            unconditional = self._run(x_in, tables["time"][i], batch, {**cond, **_broadcast(owner.uncond, batch)}, i)
+            out = unconditional + owner.guidance_scale * (conditional - unconditional)
+        out = out.to(x.dtype)
+        x0 = out if self._x0_is_output else tables["x0_x"][i] * x + tables["x0_p"][i] * out
+        eps = out if self._eps_is_output else tables["eps_x"][i] * x + tables["eps_p"][i] * out
+        return x0, eps
+
+    def finish(self) -> None:
+        """After the loop: raise :class:`NetworkOutputError` if a deferred NaN/inf check failed.
+
+        One host sync. Samplers call this once when the loop ends; calling it again is a no-op.
+        """
+        self._guard.raise_if_bad()
+
+    # ------------------------------------------------------------------ internals
+
+    def _run(self, x_in: torch.Tensor, time: torch.Tensor, batch: int, cond: Mapping[str, Any], i: int):
+        owner = self.owner
+        raw = owner.network(x_in, time.expand(batch), **owner.network_kwargs, **cond)
+        out = extract_output(raw, i, self._time_list[i])
+        check_output(out, x_in.shape, x_in.dtype, owner.strict_dtype, i, self._time_list[i])
+        self._guard.observe(out, i)
+        return out
+
+    def _tables(self, dtype: torch.dtype, net_dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+        key = (dtype, net_dtype, device)
+        cast = self._cast.get(key)
+        if cast is None:
+            time_dtype = self.owner.time_dtype or net_dtype
+            cast = {k: v.to(device=device, dtype=dtype) for k, v in self.tables.items() if k != "time"}
+            time = self.tables["time"]
+            if not (time_dtype.is_floating_point or time_dtype.is_complex):
+                time = torch.round(time)  # integer step embeddings: nearest step, not truncation
+            cast["time"] = time.to(device=device, dtype=time_dtype)
+            self._cast[key] = cast
+        return cast
+
+    def _raise_undefined(self, i: int) -> None:
+        owner = self.owner
+        labels = {"x0_x": "x0_hat", "x0_p": "x0_hat", "eps_x": "eps_hat", "eps_p": "eps_hat",
+                  "time": "time input", "c_in": "input scaling"}
+        names = sorted({labels[name] for name in self._bad_quantity[i]})
+        raise NetworkOutputError(
+            f"finite {' and '.join(names)} for a {owner.prediction!r} network with time input {owner.time_input!r}",
+            "a non-finite value (alpha or sigma vanishes at this end of the schedule, or the time lies "
+            "outside what the network was trained on)",
+            "end the grid just inside this end of the domain, or use a prediction type defined there "
+            "(x0 at the noise end, eps at the data end; v is defined at both)",
+            step=i, time=self._time_list[i])
+
+
+def _end_limits(schedule: Schedule, expr: sp.Expr | None, times: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """``values`` with the exact (SymPy) limits of ``expr`` at grid times on the domain's ends.
+
+    Floating point leaves e.g. ``1/cos(pi t/2)`` at ``t = 1`` as ``1.6e16`` instead of
+    ``inf``; the limit makes an undefined conversion visible (host side, in ``prepare``).
+    """
+    if expr is None:
+        return values
+    ends = ((float(schedule.domain[0]), schedule.domain[0], "+"), (float(schedule.domain[1]), schedule.domain[1], "-"))
+    values = values.clone()
+    for index, value in enumerate(times.tolist()):
+        for number, end, side in ends:
+            if value == number:
+                values[index] = _limit_at(sp.sympify(expr), end, side)
+    return values
+
+
+@lru_cache(maxsize=512)
+def _limit_at(expr: sp.Expr, end: sp.Expr, side: str) -> float:
+    """``expr`` at a domain end (substitution, else the one-sided limit), cached per expression."""
+    return _value_at(expr, end, side)
+
+
+def _broadcast(uncond: Mapping[str, Any], batch: int) -> dict[str, Any]:
+    return {k: (v.expand((batch,) + tuple(v.shape[1:]))
+                if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape[0] == 1 else v)
+            for k, v in uncond.items()}
+
+
+def _module_dtype(network: Any) -> torch.dtype | None:
+    if isinstance(network, torch.nn.Module):
+        for tensor in list(network.parameters()) + list(network.buffers()):
+            if tensor.is_floating_point():
+                return tensor.dtype
+    return None

@@ -1,0 +1,26 @@
+"""The solvers, one small file each; importing this package registers them by name.
+
+=================  =====  ==========  ==========================================
+name               order  stochastic  scheme
+=================  =====  ==========  ==========================================
+``euler``          1      no          explicit Euler in the schedule's own t
+``heun``           2      no          Heun (trapezoidal predictor-corrector) in t
+``midpoint``       2      no          explicit midpoint in t
+``ddim``           1      no          first-order exponential integrator / DDIM
+``dpmpp_2m``       2      no          DPM-Solver++ 2M, multistep in log-SNR
+``dpmpp_3m``       3      no          DPM-Solver++ 3M, multistep in log-SNR
+``euler_maruyama`` 1      yes         Euler-Maruyama, any diffusion coefficient e
+``ancestral``      1      yes         ancestral / DDPM posterior step (eta)
+=================  =====  ==========  ==========================================
+"""
+
+from ._ancestral import Ancestral as Ancestral
+from ._ddim import DDIM as DDIM
+from ._dpmpp import DPMSolverPP2M as DPMSolverPP2M
+from ._dpmpp import DPMSolverPP3M as DPMSolverPP3M
+from ._euler import Euler as Euler
+from ._euler_maruyama import EulerMaruyama as EulerMaruyama
+from ._heun import Heun as Heun
+from ._midpoint import Midpoint as Midpoint
+
+__all__ = ["Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "Euler", "EulerMaruyama", "Heun", "Midpoint"]

@@ -1,0 +1,112 @@
+"""Euler-Maruyama for the stochastic-interpolant SDE family with any diffusion coefficient.
+
+In generation time ``tau`` (``d tau = |dt|``, ``dir`` = the schedule's direction) the SDE
+``dX = [b + e s] d tau + sqrt(2 e) dW`` with ``b = dir (alpha' x0 + sigma' eps)`` and
+``s = -eps/sigma = -(X - alpha x0)/sigma^2`` is linear in ``(X, x0_hat)``:
+
+    drift = A(t) X + B(t) x0_hat,
+    A = dir sigma'/sigma - e/sigma^2,   B = dir (alpha' - alpha sigma'/sigma) + e alpha/sigma^2
+
+(Damsholt et al. 2026; ``proofs/prove_solvers.py``). ``A``, ``B`` are built by SymPy for
+the schedule and ``e``, compiled, and evaluated at the grid times before the loop; at an
+end of the domain where they are ``0/0`` (a point-mass start, ``alpha = sigma = 0``) their
+SymPy limits are used, so the first step evaluates the denoiser at the point mass
+``x = 0`` (where ``x0_hat = E[x0]``) and never needs ``eps_hat`` there. The step is
+
+    X_{i+1} = (1 + |h| A_i) X_i + |h| B_i x0_hat + sqrt(2 e_i |h|) xi_i.
+
+Weak order 1 (strong order 1 too, the noise being additive). ``e = "e_star"`` is the
+optimal ``e* = sigma^2 |lambda'|/2``; a number or a SymPy expression in ``t`` gives any other
+``e(t) >= 0``; ``scale`` multiplies it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import sympy as sp
+import torch
+
+from ...compile._compile import compile_exprs
+from ...symbolic._schedule import Schedule, _value_at
+from ...symbolic._symbols import t
+from .._grid import TimeGrid
+from .._solver import Denoise, Plan, Solver, SolverError, combine, register_solver
+
+__all__ = ["EulerMaruyama", "drift_coefficients"]
+
+
+def drift_coefficients(schedule: Schedule, e: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """``(A, B)`` with SDE drift ``A X + B x0_hat`` in generation time, for diffusion ``e(t)``."""
+    d = schedule.direction
+    alpha, sigma = schedule.alpha, schedule.sigma
+    a_coef = d * schedule.d_sigma / sigma - e / sigma**2
+    b_coef = d * (schedule.d_alpha - alpha * schedule.d_sigma / sigma) + e * alpha / sigma**2
+    return a_coef, b_coef
+
+
+def _diffusion_expr(schedule: Schedule, diffusion: Any, scale: float) -> sp.Expr:
+    if isinstance(diffusion, str):
+        if diffusion == "e_star":
+            base = schedule.e_star
+        elif diffusion == "zero":
+            base = sp.Integer(0)
+        else:
+            raise SolverError("diffusion 'e_star', 'zero', a number or a SymPy expression in sa.t",
+                              repr(diffusion), None)
+    else:
+        try:
+            base = sp.sympify(diffusion)
+        except (sp.SympifyError, TypeError) as exc:
+            raise SolverError("a diffusion coefficient e(t) (number or SymPy expression in sa.t)",
+                              repr(diffusion), None) from exc
+        if base.free_symbols - {t}:
+            raise SolverError("a diffusion coefficient in sa.t only", f"free symbols {sorted(map(str, base.free_symbols))}",
+                              "bind other symbols to numbers")
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale >= 0):
+        raise SolverError("scale >= 0", repr(scale), None)
+    return sp.Float(scale) * base if scale != 1 else base
+
+
+@register_solver
+class EulerMaruyama(Solver):
+    """Euler-Maruyama with diffusion ``e(t)`` (default ``e*``), one evaluation per step."""
+
+    name = "euler_maruyama"
+    order = 1
+    stochastic = True
+
+    def __init__(self, diffusion: Any = "e_star", scale: float = 1.0):
+        self.diffusion = diffusion
+        self.scale = scale
+
+    def nfe(self, grid: TimeGrid) -> int:
+        return grid.n_steps
+
+    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
+        schedule = grid.schedule
+        e = _diffusion_expr(schedule, self.diffusion, self.scale)
+        a_expr, b_expr = drift_coefficients(schedule, e)
+        fn = compile_exprs([a_expr, b_expr, e], [t], name="euler_maruyama_coefficients")
+        left = grid.times[:-1]
+        values = [v.clone() for v in fn(left)]
+        lo, hi = float(schedule.domain[0]), float(schedule.domain[1])
+        for expr, array in zip((a_expr, b_expr, e), values):
+            for k in torch.nonzero(~torch.isfinite(array)).reshape(-1).tolist():
+                time = float(left[k])
+                if time in (lo, hi):
+                    array[k] = _value_at(expr, schedule.domain[0 if time == lo else 1], "+" if time == lo else "-")
+        a_vals, b_vals, e_vals = values
+        if bool((e_vals < 0).any()):
+            k = int(torch.nonzero(e_vals < 0)[0])
+            raise SolverError("a diffusion coefficient e(t) >= 0", f"e({float(left[k]):.6g}) = {float(e_vals[k]):.6g}",
+                              None)
+        tau = grid.dt.abs()
+        return {"x": (1 + tau * a_vals).tolist(), "x0": (tau * b_vals).tolist(),
+                "noise": torch.sqrt(2 * e_vals * tau).tolist()}
+
+    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
+             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+        x0, _ = denoise(x, i)
+        return combine((plan["x"][i], x), (plan["x0"][i], x0), (plan["noise"][i], noise)), x0, memory

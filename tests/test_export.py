@@ -1,0 +1,153 @@
+"""Exported samplers: torch-only files, bitwise round trips, a fresh process without schedalg/SymPy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import schedalg as sa
+from schedalg.denoisers import GaussianDenoiser
+from schedalg.models import NetworkDenoiser
+from schedalg.sampling import (SOLVERS, ExportError, Sampler, TimeGrid, export_sampler, load_sampler,
+                               per_sample_normal)
+
+
+class _Mlp(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.SiLU(), torch.nn.Linear(32, 2))
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x, t[:, None].to(x.dtype)], dim=1))
+
+
+def _network_sampler(solver: str, steps: int = 4) -> Sampler:
+    schedule = sa.schedules.linear()
+    denoiser = NetworkDenoiser(_Mlp(), schedule, prediction="velocity")
+    return Sampler(denoiser, TimeGrid.uniform(schedule, steps, t_start=0.05, t_end=0.95), solver)
+
+
+def _run(sampler: Sampler, noise: torch.Tensor, seed: int = 3):
+    x = sampler.initial_state(noise)
+    draws = sampler.draws(x, seed=seed)
+    return x, draws, sampler(noise, seed=seed)
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_exported_sampler_is_bitwise_identical_on_cpu(solver, tmp_path):
+    sampler = _network_sampler(solver)
+    noise = per_sample_normal((5, 2), 0)
+    path = export_sampler(sampler, tmp_path / "sampler.pt", noise)
+    x, draws, expected = _run(sampler, noise)
+    loaded = load_sampler(path)
+    out = loaded(x) if draws is None else loaded(x, draws)
+    assert torch.equal(out, expected)
+    assert loaded.meta["solver"] == solver and loaded.meta["nfe"] == sampler.nfe
+
+
+FRESH_PROCESS = textwrap.dedent('''
+    import importlib.util, sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("schedalg", "sympy"):
+                raise ImportError("blocked: " + name)
+            return None
+    sys.meta_path.insert(0, Block())
+    import torch
+    for name in ("schedalg", "sympy"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+        else:
+            raise SystemExit(name + " is importable: the test would prove nothing")
+    for case in sys.argv[1:]:
+        spec = importlib.util.spec_from_file_location("loader_" + case, case + "/sampler_loader.py")
+        loader = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(loader)
+        sampler = loader.load(case + "/sampler.pt")
+        inputs = torch.load(case + "/inputs.pt", weights_only=True)
+        args = [inputs["x"]] + ([inputs["draws"]] if "draws" in inputs else [])
+        out = sampler(*args)
+        print("BITWISE" if torch.equal(out, inputs["expected"]) else "DIFFERENT")
+    assert "sympy" not in sys.modules and "schedalg" not in sys.modules
+''')
+
+
+def test_fresh_process_without_schedalg_or_sympy_gives_the_same_samples(tmp_path):
+    """A deterministic network sampler and a stochastic converted point-mass sampler, loaded by the
+    torch-only loader in a process where importing schedalg or SymPy fails."""
+    grid = TimeGrid.uniform(sa.schedules.brownian_bridge(), 6, t_end=0.95)
+    cases = {"network_dpmpp_2m": _network_sampler("dpmpp_2m", steps=6),
+             "converted_euler_maruyama": Sampler(GaussianDenoiser(sa.schedules.linear(), 0.3, 0.5), grid,
+                                                 "euler_maruyama")}
+    noise = per_sample_normal((4, 2), 1)
+    for name, sampler in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        export_sampler(sampler, folder / "sampler.pt", noise)
+        assert (folder / "sampler_loader.py").is_file()
+        x, draws, expected = _run(sampler, noise)
+        torch.save({"x": x, "expected": expected} | ({} if draws is None else {"draws": draws}),
+                   folder / "inputs.pt")
+    script = tmp_path / "run.py"
+    script.write_text(FRESH_PROCESS)
+    result = subprocess.run([sys.executable, str(script), *cases], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["BITWISE", "BITWISE"]
+
+
+def test_torch_compile_runs_the_loaded_sampler(tmp_path):
+    sampler = _network_sampler("heun")
+    noise = per_sample_normal((3, 2), 0)
+    loaded = load_sampler(export_sampler(sampler, tmp_path / "s.pt", noise))
+    x, _, expected = _run(sampler, noise)
+    compiled = torch.compile(loaded, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x), expected)
+
+
+def test_dynamic_batch_export_runs_other_batch_sizes(tmp_path):
+    sampler = _network_sampler("ancestral")
+    path = export_sampler(sampler, tmp_path / "s.pt", per_sample_normal((4, 2), 0), dynamic_batch=True)
+    loaded = load_sampler(path)
+    noise = per_sample_normal((7, 2), 2)
+    x, draws, expected = _run(sampler, noise)
+    assert torch.equal(loaded(x, draws), expected)
+
+
+def test_loading_is_weights_only(tmp_path):
+    """A file carrying an arbitrary Python object is refused, not unpickled."""
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "schedalg.sampler/1", "payload": _Mlp()}, path)
+    with pytest.raises(ExportError, match="export_sampler"):
+        load_sampler(path)
+
+
+def test_export_and_load_errors(tmp_path):
+    with pytest.raises(ExportError, match="Sampler"):
+        export_sampler("sampler", tmp_path / "x.pt", torch.zeros(2, 2))  # type: ignore[arg-type]
+    with pytest.raises(ExportError, match="does not exist"):
+        load_sampler(tmp_path / "missing.pt")
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    with pytest.raises(ExportError, match="schedalg sampler file"):
+        load_sampler(tmp_path / "other.pt")
+
+
+def test_untraceable_networks_are_reported(tmp_path):
+    schedule = sa.schedules.linear()
+
+    def branching(x, t):
+        if bool(x.sum() > 0):  # data-dependent Python control flow
+            return x
+        return -x
+
+    sampler = Sampler(NetworkDenoiser(branching, schedule, prediction="x0"),
+                      TimeGrid.uniform(schedule, 2, t_start=0.1, t_end=0.9), "euler")
+    with pytest.raises(ExportError, match="torch.export can trace"):
+        export_sampler(sampler, tmp_path / "x.pt", torch.randn(2, 2), dynamic_batch=True)
