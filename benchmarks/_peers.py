@@ -113,9 +113,14 @@ def _diffusers_schedulers() -> list[tuple[str, Callable[[], object]]]:
     return out
 
 
-def diffusers_runs(problem: Problem, budget: int) -> Iterator[Run]:
-    """diffusers' multistep schedulers (default DDPM training schedule: linear betas, 1000 steps)."""
+def diffusers_runs(problem: Problem, budget: int, only: tuple[str, ...] | None = None) -> Iterator[Run]:
+    """diffusers' multistep schedulers (default DDPM training schedule: linear betas, 1000 steps).
+
+    ``only``: labels (``"name|grid"``) to run; default all.
+    """
     for label, make in _diffusers_schedulers():
+        if only is not None and label not in only:
+            continue
         scheduler = make()
         name, grid_name = label.split("|")
         scheduler.set_timesteps(budget)

@@ -5,7 +5,7 @@ mixture ``(1/N) sum_i N(y_i, s^2 I)`` so the exact denoiser is closed form and t
 probability-flow ODE is smooth up to the data end. Every system, schedalg or peer,
 solves that ODE from its own starting state (its schedule, its first time, its noise
 scaling) to the data end; the reference endpoint is a DOP853 solve (scipy, rtol = atol
-= 1e-10) of the same ODE from the same start, in the coordinates of the linear schedule
+= 1e-9) of the same ODE from the same start, in the coordinates of the linear schedule
 ``x = t x0 + (1 - t) eps``, where the velocity ``x0_hat - eps_hat`` is finite on
 the whole of ``[0, 1]``. A state ``x`` at ``(alpha, sigma)`` of any schedule is
 ``c x`` at ``t = alpha c`` of the linear one, ``c = 1/(alpha + sigma)`` (MATH.md section 1).
@@ -36,6 +36,8 @@ class Problem:
 
     batch: int
     smoothing_std: float = SMOOTHING_STD
+    components: int | None = None  # use only the first digits (tests); None = all 1797
+    rtol: float = 1e-9
     data: torch.Tensor = field(init=False)
     mixture: GaussianMixtureDenoiser = field(init=False)
     noise: torch.Tensor = field(init=False)
@@ -43,7 +45,7 @@ class Problem:
     _references: dict[tuple, torch.Tensor] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.data = digits()
+        self.data = digits()[: self.components]
         self.mixture = self.denoiser(sa.schedules.edm())
         self.noise = torch.randn(self.batch, self.data.shape[1], dtype=torch.float64,
                                  generator=torch.Generator().manual_seed(EVAL_SEED))
@@ -63,7 +65,7 @@ class Problem:
 
         Cached per start. ``alpha = 0`` is pure noise (the linear schedule's ``t = 0``).
         """
-        key = (round(alpha, 14), round(sigma, 14), round(state_scale, 14))
+        key = (round(alpha, 12), round(sigma, 12), round(state_scale, 12))
         if key not in self._references:
             self._references[key] = self._solve(alpha, sigma, state_scale)
         return self._references[key]
@@ -81,7 +83,7 @@ class Problem:
             x0_hat, eps_hat = self.mixture.denoise(x, t, 1.0 - t)
             return (x0_hat - eps_hat).numpy().reshape(-1)
 
-        solution = solve_ivp(velocity, (t0, 1.0), x0, method="DOP853", rtol=1e-10, atol=1e-10)
+        solution = solve_ivp(velocity, (t0, 1.0), x0, method="DOP853", rtol=self.rtol, atol=self.rtol)
         if not solution.success:
             raise RuntimeError(f"reference solve failed: {solution.message}")
         return torch.from_numpy(solution.y[:, -1].reshape(shape).copy())

@@ -6,8 +6,7 @@ reduces a residual to 0 with SymPy. Generic schedules are undefined functions of
 
 import sympy as sp
 
-from schedalg.symbolic._lazy import derive_lazy_family, gaussian_drift_coefficient
-from schedalg.symbolic._lazy import e_star, gaussian_posterior, sde_drift
+from schedalg.symbolic._lazy import derive_lazy_family, e_star, gaussian_drift_coefficient, gaussian_posterior, sde_drift
 
 t = sp.Symbol("t", real=True)
 alpha_f, sigma_f, theta_f, a_f, e_f, phi_f = (sp.Function(n)(t) for n in ("alpha", "sigma", "theta", "a", "e", "phi"))

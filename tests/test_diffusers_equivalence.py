@@ -18,6 +18,7 @@ What each diffusers scheduler is in schedalg:
 
 from __future__ import annotations
 
+import diffusers  # a test dependency (pyproject [test]): these tests must run, never skip
 import pytest
 import torch
 
@@ -25,8 +26,6 @@ import schedalg as sa
 from schedalg.interop import (diffusers_denoiser, diffusers_grid, flow_match_schedule, schedule_from_diffusers,
                               shift_noise_level)
 from schedalg.sampling import Sampler
-
-diffusers = pytest.importorskip("diffusers")  # a test dependency (pyproject [test]); never skipped in CI
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -375,3 +374,30 @@ def test_classifier_free_guidance_matches_a_diffusers_style_loop():
     grid = diffusers_grid(scheduler, denoiser.schedule)
     steps = list(Sampler(denoiser, grid, "ddim").iterate(latents, scale_noise=False, class_labels=labels))
     _assert_trajectories([steps[0].x] + [s.x_next for s in steps], theirs)
+
+
+def test_interop_bad_inputs_are_rejected():
+    flow = diffusers.FlowMatchEulerDiscreteScheduler()
+    with pytest.raises(sa.SchedalgError, match="coordinates='native' for a flow"):
+        diffusers_denoiser(lambda x, t: x, flow, coordinates="edm")
+    with pytest.raises(sa.SchedalgError, match="coordinates 'native' or 'edm'"):
+        diffusers_denoiser(lambda x, t: x, diffusers.DDIMScheduler(), coordinates="vp")
+    with pytest.raises(sa.SchedalgError, match="time_shift_type"):
+        schedule_from_diffusers({"use_dynamic_shifting": True, "time_shift_type": "cubic", "shift": 1.0}, mu=0.5)
+    with pytest.raises(sa.SchedalgError, match="scheduler instance"):
+        schedule_from_diffusers({"beta_schedule": "linear"}, exact_table=True)
+    with pytest.raises(sa.SchedalgError, match="scheduler or its config"):
+        schedule_from_diffusers(3)
+    with pytest.raises(sa.SchedalgError, match="set_timesteps"):
+        diffusers_grid(diffusers.DDIMScheduler(clip_sample=False), schedule_from_diffusers(diffusers.DDIMScheduler()))
+    scheduler = diffusers.DDIMScheduler(clip_sample=False)
+    scheduler.set_timesteps(4)
+    with pytest.raises(sa.SchedalgError, match="tabulated, EDM or flow-matching"):
+        diffusers_grid(scheduler, sa.schedules.vp_linear())
+
+
+def test_clipping_schedulers_warn_that_trajectories_differ():
+    scheduler = diffusers.DDIMScheduler()  # clip_sample=True by default
+    scheduler.set_timesteps(4)
+    with pytest.warns(UserWarning, match="clip"):
+        diffusers_grid(scheduler, diffusers_denoiser(lambda x, t: x, scheduler, coordinates="edm").schedule)

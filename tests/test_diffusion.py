@@ -32,9 +32,10 @@ def test_optimal_maps_to_optimal(pair):
         mpmath.mp.dps = 30
         fn = sp.lambdify(sa.symbolic.s, mapped.subs(sa.t, sa.symbolic.s), "mpmath")
         got = torch.tensor([float(fn(mpmath.mpf(v))) for v in s.tolist()], dtype=torch.float64)
-    else:
-        got = Diffusion(conv.dst, mapped).evaluate(s)
-    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+        rtol = 1e-9
+    else:  # tau is a numeric function: the float64 closed form, good to ~1e-8 near ve's data end
+        got, rtol = Diffusion(conv.dst, mapped).evaluate(s), 1e-7
+    torch.testing.assert_close(got, want, rtol=rtol, atol=1e-12)
     assert Diffusion.optimal(conv.src).to(conv).kind == "optimal"
 
 
@@ -127,6 +128,7 @@ def test_pathwise_conversion_converges():
         y_end = _euler_maruyama(ConvertedDenoiser(inner, dst).prepare(s_grid, big_e), c[0] * x_start, s_grid,
                                 d_w_dst)
         gaps.append(float((y_end - c[-1] * x_end).abs().mean()))
+    print("pathwise gaps (n = 32, 64, 128, 256):", gaps)
     assert gaps[-1] < gaps[0] / 4, gaps  # ~1/n: 8x finer steps give a gap at least 4x smaller
     assert all(b < a for a, b in zip(gaps, gaps[1:])), gaps
     assert gaps[-1] < 2e-3, gaps

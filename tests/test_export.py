@@ -151,3 +151,39 @@ def test_untraceable_networks_are_reported(tmp_path):
                       TimeGrid.uniform(schedule, 2, t_start=0.1, t_end=0.9), "euler")
     with pytest.raises(ExportError, match="torch.export can trace"):
         export_sampler(sampler, tmp_path / "x.pt", torch.randn(2, 2), dynamic_batch=True)
+
+
+class _Conditional(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.layer = torch.nn.Linear(4, 2)
+
+    def forward(self, x, t, label):
+        return self.layer(torch.cat([x, t[:, None].to(x.dtype), label[:, None].to(x.dtype)], dim=1))
+
+
+@pytest.mark.parametrize("solver", ["dpmpp_2m", "euler_maruyama"])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_conditioning_tensors_become_keyword_inputs(solver, dynamic, tmp_path):
+    schedule = sa.schedules.linear()
+    options = {"diffusion": 0.1} if solver == "euler_maruyama" else {}
+    sampler = Sampler(NetworkDenoiser(_Conditional(), schedule, prediction="velocity"),
+                      TimeGrid.uniform(schedule, 3), solver, **options)
+    noise, label = per_sample_normal((3, 2), 0), torch.tensor([0.0, 1.0, 2.0])
+    loaded = load_sampler(export_sampler(sampler, tmp_path / "c.pt", noise, dynamic_batch=dynamic, label=label))
+    assert loaded.input_names[-1] == "label"
+    if dynamic:
+        noise, label = per_sample_normal((5, 2), 1), torch.arange(5.0)
+    x = sampler.initial_state(noise)
+    draws = sampler.draws(x, seed=2)
+    args = (x,) if draws is None else (x, draws)
+    assert torch.equal(loaded(*args, label=label), sampler(noise, seed=2, label=label))
+
+
+def test_non_tensor_conditioning_cannot_be_exported(tmp_path):
+    schedule = sa.schedules.linear()
+    sampler = Sampler(NetworkDenoiser(_Conditional(), schedule, prediction="velocity"), TimeGrid.uniform(schedule, 2),
+                      "euler")
+    with pytest.raises(ExportError, match="tensors"):
+        export_sampler(sampler, tmp_path / "c.pt", torch.zeros(2, 2), label=3)

@@ -144,3 +144,15 @@ def test_bad_input(call, match):
     den = OptimalDenoiser(sa.schedules.linear(), _randn(4, 3))
     with pytest.raises(SchedalgError, match=match):
         call(den)
+
+
+def test_solver_jumps_match_the_builtin_ddim_jumps():
+    """jump_costs(solver="ddim") (one schedalg.sampling step per pair) equals the vectorized DDIM costs."""
+    den = GaussianMixtureDenoiser(sa.schedules.cosine(), _randn(15, 3), 0.02)
+    times = torch.linspace(0.99, 0.0, 7, dtype=torch.float64)
+    trajectory = teacher_trajectory(den, _randn(4, 3, seed=8), times, substeps=2)
+    builtin = jump_costs(den, trajectory, times)
+    stepped = jump_costs(den, trajectory, times, solver="ddim")
+    assert_close(stepped, builtin, rtol=1e-9, atol=1e-12)
+    heun = gits_grid(den, _randn(4, 3, seed=8), 3, fine_times=times, trajectory=trajectory, solver="heun")
+    assert heun.times.shape == (4,) and heun.indices[0] == 0 and heun.indices[-1] == 6

@@ -14,6 +14,8 @@ import math
 import pytest
 import sympy as sp
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import schedalg as sa
 from schedalg.denoisers import GaussianDenoiser
@@ -278,15 +280,16 @@ def test_non_tensor_output_is_rejected():
         _prepared(lambda x, t: {"sample": x})(torch.zeros(1, 1, dtype=torch.float64), 0)
 
 
-def _nan_at(step_time):
+def _nan_at(step_time, value=float("nan")):
     def net(x, tau):
         out = torch.zeros_like(x)
-        return out + float("nan") if abs(float(tau[0]) - step_time) < 1e-9 else out
+        return out + value if abs(float(tau[0]) - step_time) < 1e-9 else out
     return net
 
 
-def test_nan_output_deferred_check_raises_after_the_loop_naming_the_first_bad_step():
-    prepared = _prepared(_nan_at(0.5), time_input="t")
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_nan_output_deferred_check_raises_after_the_loop_naming_the_first_bad_step(value):
+    prepared = _prepared(_nan_at(0.5, value), time_input="t")
     x = torch.ones(2, 3, dtype=torch.float64)
     for i in range(3):
         prepared(x, i)  # no error inside the loop: no host sync
@@ -417,3 +420,21 @@ def test_edm_preconditioning_with_skip_and_output_scaling():
         want = exact.posterior(x, tt)
         torch.testing.assert_close(got[0], want[0], rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(got[1], want[1], rtol=1e-10, atol=1e-10)
+
+
+@settings(max_examples=25)
+@given(st.floats(min_value=0.02, max_value=0.98), st.sampled_from(KINDS),
+       st.sampled_from(["t", "sigma", "log_sigma", "c_noise", "noise_level"]))
+def test_round_trip_at_random_times(time, kind, time_name):
+    """Property: at any interior time, any kind and time input, the wrapper recovers the exact (x0, eps)."""
+    schedule = SCHEDULES["vp_linear"][0]
+    times = torch.tensor([time], dtype=torch.float64)
+    mean, var = torch.tensor([0.1, 1.5]), torch.tensor([0.5, 2.0])
+    net = ExactNetwork(schedule, kind, times, _expected_time_input(time_name, schedule, times), torch.ones(1),
+                       mean, var)
+    prepared = NetworkDenoiser(net, schedule, kind, time_name).prepare(times)
+    x = torch.tensor([[0.3, -2.0], [1.0, 4.0]], dtype=torch.float64)
+    x0, eps = prepared(x, 0)
+    x0_ref, eps_ref = GaussianDenoiser(schedule, mean, var).posterior(x, times[0])
+    torch.testing.assert_close(x0, x0_ref, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(eps, eps_ref, rtol=1e-9, atol=1e-9)

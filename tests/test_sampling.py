@@ -162,3 +162,28 @@ def test_every_registered_solver_samples_finite_values():
     for name in SOLVERS:
         out = _setup(name)(per_sample_normal((3, 2), 0), seed=0)
         assert bool(torch.isfinite(out).all()), name
+
+
+def test_an_int_grid_needs_a_denoiser():
+    with pytest.raises(SamplingError, match="Denoiser"):
+        Sampler(object(), 4, "euler")  # type: ignore[arg-type]
+
+
+def test_progress_bar_without_tqdm_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from schedalg.errors import OptionalDependencyError
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` now raises ImportError
+    with pytest.raises(OptionalDependencyError, match="pip install tqdm"):
+        _setup("euler")(per_sample_normal((2, 2), 0), progress=True)
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_inputs_are_never_modified_in_place(solver):
+    sampler = _setup(solver)
+    noise = per_sample_normal((3, 2), 0)
+    draws = sampler.draws(noise, seed=0)
+    kept = (noise.clone(), None if draws is None else draws.clone())
+    sampler(noise, draws=draws, scale_noise=False)
+    assert torch.equal(noise, kept[0]) and (draws is None or torch.equal(draws, kept[1]))

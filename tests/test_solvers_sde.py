@@ -117,3 +117,15 @@ def test_diffusion_as_expression_and_scale():
     scaled = Sampler(denoiser, grid, "euler_maruyama", diffusion=sp.Integer(1), scale=0.5).plan
     assert constant["noise"] == pytest.approx(scaled["noise"])
     assert constant["noise"][0] == pytest.approx((2 * 0.5 * 0.2) ** 0.5)
+
+
+def test_point_mass_start_with_a_denoiser_in_the_bridge_itself():
+    """GaussianDenoiser on the bridge answers E[x0] at the point mass; same run as the converted one."""
+    bridge = sa.schedules.brownian_bridge()
+    grid = TimeGrid.uniform(bridge, 8, t_end=0.95)
+    noise = per_sample_normal((5, 1), 0, dtype=torch.float64)
+    direct = Sampler(GaussianDenoiser(bridge, MU, VAR), grid, "euler_maruyama")
+    converted = Sampler(GaussianDenoiser(sa.schedules.linear(), MU, VAR), grid, "euler_maruyama")
+    out = direct(noise, seed=4)
+    assert bool(torch.isfinite(out).all())
+    torch.testing.assert_close(out, converted(noise, seed=4), rtol=1e-9, atol=1e-9)

@@ -13,13 +13,13 @@ sum form, ``tau'`` and ``c'`` as one-sided numeric limits).
 
 from __future__ import annotations
 
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 
 import torch
 
 from ..errors import DomainError
-from ..symbolic._convert import PIECES, ComposedConversion, Conversion, conversion_formulas, one_sided_limit
+from ..symbolic._convert import ComposedConversion, Conversion, conversion_formulas, one_sided_limit
 from ._compile import CompiledFunction, compile_exprs
 from ._inverse import invert_monotone
 
@@ -29,11 +29,20 @@ __all__ = ["CompiledConversion", "compile_conversion", "evaluate_diffusion", "ti
 NAMES = ("time", "scale", "d_time", "d_scale")
 
 
-def _pieces(compiled: Any, tt: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The schedule quantities :data:`PIECES` (in that order) at ``tt``, in two groups that
-    other code compiles too (the compile cache is per group of names)."""
-    return (compiled.evaluate(tt, "alpha", "sigma", "d_alpha", "d_sigma")
-            + compiled.evaluate(tt, "log_snr", "d_log_snr"))
+class _Pieces:
+    """One schedule's :data:`schedalg.symbolic.PIECES` (in that order) as compiled functions, looked up once.
+
+    Two groups of names, ``(alpha, sigma, d_alpha, d_sigma)`` and ``(log_snr, d_log_snr)``,
+    that other code compiles too (the compile cache is per group of names).
+    """
+
+    def __init__(self, compiled: Any):
+        self.compiled = compiled
+        self.values = compiled.function("alpha", "sigma", "d_alpha", "d_sigma")
+        self.log_snr = compiled.function("log_snr", "d_log_snr")
+
+    def __call__(self, tt: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.values(tt) + self.log_snr(tt)
 
 
 @lru_cache(maxsize=1)
@@ -80,6 +89,7 @@ class CompiledConversion:
             self._chain = compile_exprs(exprs, symbols, name="compose_conversions")
         else:
             self._first = self._second = None
+        self._src_pieces, self._dst_pieces = _Pieces(self.src.compile()), _Pieces(self.dst.compile())
         self._ends = self._end_values() if isinstance(conversion, Conversion) else []
 
     # ------------------------------------------------------------------ compiled parts
@@ -88,7 +98,7 @@ class CompiledConversion:
         """``(c, tau', c')`` from the two schedules' compiled pieces at ``s`` and ``tau``."""
         if self.conversion.identity:
             return [torch.ones_like(s64), torch.ones_like(s64), torch.zeros_like(s64)]
-        pieces = _pieces(self.dst.compile(), s64) + _pieces(self.src.compile(), tau)
+        pieces = self._dst_pieces(s64) + self._src_pieces(tau)
         return list(_formulas()(*pieces))
 
     def _polished_tau(self, s64: torch.Tensor) -> torch.Tensor:
@@ -103,17 +113,17 @@ class CompiledConversion:
         """
         if self.conversion.identity:
             return s64.clone()
-        src = self.src.compile()
-        (target,) = self.dst.compile().evaluate(s64, "log_snr")
+        src = self._src_pieces.compiled
+        target = self._dst_pieces.log_snr(s64)[0]
         tau = src.t_of_log_snr(target, check=False)
         lo, hi = float(self.src.domain[0]), float(self.src.domain[1])
-        lam, slope = src.evaluate(tau, "log_snr", "d_log_snr")
+        lam, slope = self._src_pieces.log_snr(tau)
         residual = (lam - target).abs()
         for _ in range(2):
             candidate = tau - (lam - target) / slope
             ok = torch.isfinite(candidate) & (candidate >= lo) & (candidate <= hi)
             candidate = torch.where(ok, candidate, tau)
-            lam_c, slope_c = src.evaluate(candidate, "log_snr", "d_log_snr")
+            lam_c, slope_c = self._src_pieces.log_snr(candidate)
             better = ok & torch.isfinite(lam_c) & ((lam_c - target).abs() < residual)
             tau = torch.where(better, candidate, tau)
             lam = torch.where(better, lam_c, lam)

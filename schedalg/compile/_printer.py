@@ -13,7 +13,7 @@ from typing import Any
 
 import sympy as sp
 from sympy.codegen import cfunctions
-from sympy.codegen.rewriting import optimize, optims_c99
+from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..symbolic._numeric import NumericFunction
@@ -138,12 +138,15 @@ class TorchPrinter(PythonCodePrinter):
 def stabilize(expr: sp.Expr) -> sp.Expr:
     """Rewrite ``expr`` into forms that keep float64 precision near schedule endpoints.
 
-    ``exp(x) - 1 -> expm1(x)``, ``log(1 + x) -> log1p(x)`` and friends (SymPy's C99
-    optimizations); the result is mathematically equal to ``expr``.
+    ``exp(x) - 1 -> expm1(x)`` and ``log(1 + x) -> log1p(x)`` (SymPy's C99 rewriting
+    rules); the result is mathematically equal to ``expr``.
     """
     if not isinstance(expr, sp.Basic) or expr.is_Number:
         return expr
-    return optimize(expr, optims_c99)
+    return optimize(expr, _STABLE_REWRITES)
+
+
+_STABLE_REWRITES = (expm1_opt, log1p_opt)
 
 
 # make the stable functions printable by name

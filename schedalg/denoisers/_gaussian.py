@@ -57,6 +57,10 @@ class GaussianDenoiser:
         denominator = alpha**2 * var + sigma**2
         x0 = mean + alpha * var * centred / denominator
         eps = sigma * centred / denominator
+        # a point mass (alpha = sigma = 0) tells nothing about x0: E[x0] = mean, and eps_hat = 0
+        at_point_mass = denominator == 0
+        x0 = torch.where(at_point_mass, mean.expand_as(x0), x0)
+        eps = torch.where(at_point_mass, torch.zeros_like(eps), eps)
         return x0.to(x.dtype), eps.to(x.dtype)
 
     def prepare(self, times: torch.Tensor) -> "_PreparedGaussian":

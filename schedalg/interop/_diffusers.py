@@ -232,8 +232,9 @@ def diffusers_grid(scheduler: Any, schedule: Schedule) -> TimeGrid:
                       "Configure the scheduler with clip_sample=False, thresholding=False to compare.",
                       stacklevel=2)
     timesteps = getattr(scheduler, "timesteps", None)
-    if timesteps is None:
-        raise GridError("a scheduler after set_timesteps(...)", "no timesteps", "call scheduler.set_timesteps(k)")
+    if timesteps is None or getattr(scheduler, "num_inference_steps", None) is None:
+        raise GridError("a scheduler after set_timesteps(...)", "its training timesteps (num_inference_steps=None)",
+                        "call scheduler.set_timesteps(k) first")
     timesteps = torch.as_tensor(timesteps).double()
     if is_flow_config(scheduler):
         levels = torch.as_tensor(scheduler.sigmas).double()

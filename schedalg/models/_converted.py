@@ -84,8 +84,11 @@ class PreparedConverted:
                                  f"one on {diffusion.schedule.name!r}",
                                  "map it with diffusion.to(sa.convert(its_schedule, this_schedule))")
         self.diffusion = diffusion.evaluate(times)
-        # host-side, once: which grid points are the point-mass start (c = 0)
-        self.at_start = [bool(v) for v in (self.scale == 0)]
+        # host-side, once: which grid points are the point-mass start (y = 0, input 0/0)
+        if owner.start is not None:
+            self.at_start = [bool(v) for v in (times == owner.start.t0)]
+        else:
+            self.at_start = [False] * len(times)
         inverse = torch.where(self.scale == 0, torch.zeros_like(self.scale), 1 / self.scale)
         self.input_scale = inverse
         self.inner = owner.inner.prepare(self.tau)

@@ -5,7 +5,7 @@
     import schedalg as sa
     from schedalg.sampling import TimeGrid, sample
 
-    grid = TimeGrid.log_snr_uniform(schedule, 20, t_end=0.999)
+    grid = TimeGrid.log_snr_uniform(schedule, 20, t_start=0.001, t_end=0.999)  # linear schedule
     x = sample(denoiser, torch.randn(16, 2), grid, "dpmpp_2m")
 
 See :class:`Sampler` (plan once, sample many times), :data:`SOLVERS` (registry names),

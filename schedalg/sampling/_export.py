@@ -49,8 +49,9 @@ def _networks(obj: Any, depth: int = 0, seen: set[int] | None = None) -> list[to
 class SamplerModule(torch.nn.Module):
     """The sampling loop of a :class:`Sampler` as an ``nn.Module`` (for export and ``torch.compile``).
 
-    ``forward(x, draws=None, **cond)``: ``x`` is the initial state ``(B, ...)``,
-    ``draws`` the standard normals ``(K, B, ...)`` of a stochastic solver.
+    ``forward(x, draws=None, cond=None)``: ``x`` is the initial state ``(B, ...)``,
+    ``draws`` the standard normals ``(K, B, ...)`` of a stochastic solver, ``cond`` a dict
+    of conditioning keyword arguments for the network.
     """
 
     def __init__(self, sampler: Sampler):
@@ -62,9 +63,11 @@ class SamplerModule(torch.nn.Module):
         # register the networks so that export lifts their weights as the program's state
         self.networks = torch.nn.ModuleList(_networks(self._prepared))
 
-    def forward(self, x: torch.Tensor, draws: torch.Tensor | None = None, **cond: Any) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, draws: torch.Tensor | None = None,
+                cond: dict[str, Any] | None = None) -> torch.Tensor:
         sampler = self._sampler
         prepared = self._prepared
+        cond = cond or {}
 
         def denoise(state: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
             return prepared(state, k, **cond)
@@ -156,8 +159,12 @@ def _target(node: torch.fx.Node) -> str:
                       "make the network traceable by torch.export without custom Python calls")
 
 
-def program_payload(program: "torch.export.ExportedProgram", meta: dict[str, Any]) -> dict[str, Any]:
-    """The plain-container form of an exported program (see :mod:`schedalg.sampling._standalone`)."""
+def program_payload(program: "torch.export.ExportedProgram", meta: dict[str, Any],
+                    names: list[str] | None = None) -> dict[str, Any]:
+    """The plain-container form of an exported program (see :mod:`schedalg.sampling._standalone`).
+
+    ``names`` renames the user inputs, in order (e.g. ``x, draws, <conditioning keys>``).
+    """
     from torch.export.graph_signature import InputKind, OutputKind
 
     specs = program.graph_signature.input_specs
@@ -165,8 +172,9 @@ def program_payload(program: "torch.export.ExportedProgram", meta: dict[str, Any
     for spec in specs:
         name = spec.arg.name
         if spec.kind == InputKind.USER_INPUT:
-            placeholders.append([name, "input", name])
-            inputs.append(name)
+            label = names[len(inputs)] if names is not None and len(inputs) < len(names) else name
+            placeholders.append([name, "input", label])
+            inputs.append(label)
         elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
             source = program.state_dict if spec.target in program.state_dict else program.constants
             state[spec.target] = source[spec.target].detach().clone()
@@ -197,7 +205,8 @@ def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tens
     """Trace ``sampler`` on an example input and save it to ``path`` (a torch-only file).
 
     The program's inputs are the initial state ``x`` (``Sampler.initial_state(noise)``)
-    and, for stochastic solvers, the draws ``(K, B, ...)``, then ``cond``.
+    and, for stochastic solvers, the draws ``(K, B, ...)``, then the conditioning tensors
+    ``cond`` by keyword (``loaded(x, draws, label=...)``).
     ``example_noise`` fixes shape and dtype (the batch size too, unless
     ``dynamic_batch``). With ``write_loader`` a copy of the torch-only loader is written
     beside it as ``<stem>_loader.py``. Load with :func:`load_sampler`, or without
@@ -209,30 +218,34 @@ def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tens
     module = SamplerModule(sampler).eval()
     x = sampler.initial_state(example_noise, scale_noise)
     draws = sampler.draws(x, seed=0)
-    args = (x,) if draws is None else (x, draws)
+    for key, value in cond.items():
+        if not isinstance(value, torch.Tensor):
+            raise ExportError("conditioning given as tensors (they become inputs of the exported program)",
+                              f"{key}={type(value).__name__}", "pass tensors, or fix the value inside the network")
+    args = (x, draws, dict(cond)) if cond else ((x,) if draws is None else (x, draws))
     dynamic_shapes = None
     if dynamic_batch:
         batch = torch.export.Dim("batch", min=1)
         dynamic_shapes = {"x": {0: batch}}
-        if draws is not None:
-            dynamic_shapes["draws"] = {1: batch}
+        if draws is not None or cond:
+            dynamic_shapes["draws"] = None if draws is None else {1: batch}
         if cond:
             dynamic_shapes["cond"] = {k: {0: batch} for k in cond}
     try:
         with torch.no_grad():
-            program = torch.export.export(module, args, kwargs=cond or None, dynamic_shapes=dynamic_shapes,
-                                          strict=False)
+            program = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
     except Exception as exc:  # noqa: BLE001 - report any tracing failure the same way
         raise ExportError("a denoiser whose call torch.export can trace (torch operations, no data-dependent "
                           "Python control flow)", f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
                           "make the network traceable, or export without dynamic_batch") from exc
     grid = sampler.grid
+    names = ["x"] + ([] if draws is None else ["draws"]) + list(cond)
     meta = {"solver": sampler.solver.name, "schedule": grid.schedule.name, "grid": grid.label,
             "times": grid.times.clone(), "nfe": sampler.nfe, "noise_draws": sampler.plan.noise_draws,
             "start_scale": sampler.start_scale, "dtype": str(x.dtype).removeprefix("torch."),
             "shape": list(x.shape), "dynamic_batch": bool(dynamic_batch)}
     path = Path(path)
-    torch.save(program_payload(program, meta), str(path))
+    torch.save(program_payload(program, meta, names), str(path))
     if write_loader:
         loader = Path(__file__).with_name("_standalone.py")
         path.with_name(f"{path.stem}_loader.py").write_text(loader.read_text())

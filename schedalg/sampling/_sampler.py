@@ -14,7 +14,8 @@ when ``alpha(t_0) = 0``; 0 at a point-mass start) unless ``scale_noise=False``, 
 the dtype of ``noise``, and each step's state and denoised prediction are exposed by
 :meth:`Sampler.iterate` or a ``callback``. Stochastic solvers read standard-normal
 draws ``(K, B, ...)`` seeded per sample (:func:`per_sample_normal`), so samples do not
-change with the batch size, or draws passed explicitly.
+change with the batch size, or draws passed explicitly. The draws are made before the
+loop (``K`` = number of steps), so they take ``K`` times the memory of one state.
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ def same_schedule(a: Schedule, b: Schedule) -> bool:
     return bool(a.alpha == b.alpha and a.sigma == b.sigma and tuple(a.domain) == tuple(b.domain))
 
 
-def _on_schedule(denoiser: Denoiser, schedule: Schedule) -> Denoiser:
-    """``denoiser`` in the coordinates of ``schedule`` (converted when they differ)."""
-    if not hasattr(denoiser, "schedule") or not hasattr(denoiser, "prepare"):
+def _on_schedule(denoiser: Denoiser, schedule: Schedule | None) -> Denoiser:
+    """``denoiser`` in the coordinates of ``schedule`` (converted when they differ; None: its own)."""
+    if not isinstance(getattr(denoiser, "schedule", None), Schedule) or not callable(getattr(denoiser, "prepare",
+                                                                                               None)):
         raise SamplingError("a schedalg.models.Denoiser (with .schedule and .prepare(times))",
                             type(denoiser).__name__, "wrap your network with schedalg.models")
-    if same_schedule(denoiser.schedule, schedule):
+    if schedule is None or same_schedule(denoiser.schedule, schedule):
         return denoiser
     try:
         from ..models import ConvertedDenoiser  # type: ignore[attr-defined]
@@ -107,7 +109,7 @@ class Sampler:
     def __init__(self, denoiser: Denoiser, grid: TimeGrid | int, solver: str | Solver = "euler",
                  **solver_options: Any):
         if isinstance(grid, int) and not isinstance(grid, bool):
-            grid = TimeGrid.uniform(getattr(denoiser, "schedule", None), grid)
+            grid = TimeGrid.uniform(_on_schedule(denoiser, None).schedule, grid)
         if not isinstance(grid, TimeGrid):
             raise SamplingError("a TimeGrid or a number of steps", type(grid).__name__, None)
         self.solver = get_solver(solver, **solver_options)
@@ -208,14 +210,19 @@ class Sampler:
                  draws: torch.Tensor | None = None, scale_noise: bool = True, progress: bool = False,
                  callback: Callable[[SamplerStep], None] | None = None, **cond: Any) -> torch.Tensor:
         """The sample at the end of the grid; ``callback(step)`` is called after every step."""
-        out = None
+        out = noise  # replaced at every step (a grid has at least one)
         for step in self.iterate(noise, seed=seed, generator=generator, draws=draws, scale_noise=scale_noise,
                                  progress=progress, **cond):
             if callback is not None:
                 callback(step)
             out = step.x_next
-        assert out is not None  # a grid has at least one step
         return out
+
+    def export(self, path: Any, example_noise: torch.Tensor, **options: Any) -> Any:
+        """Write this sampler as a torch-only file (see :func:`schedalg.sampling.export_sampler`)."""
+        from ._export import export_sampler
+
+        return export_sampler(self, path, example_noise, **options)
 
     def __repr__(self) -> str:
         return f"Sampler({self.solver!r}, {self.grid!r}, nfe={self.nfe})"

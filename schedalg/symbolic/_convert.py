@@ -16,8 +16,10 @@ function whose derivative is ``tau'``). The sum form of ``c`` stays finite at bo
 ``tau`` is a closed form when the source's log-SNR inverse is one
 (:attr:`Schedule.inverse_log_snr`; SymPy then tries to simplify the substitution within
 a time budget); otherwise ``tau = T_src(lambda_dst(s))`` with ``T_src`` a numeric SymPy
-function evaluated by :meth:`CompiledSchedule.t_of_log_snr`. Everything else is built
-from ``tau`` as a value, so the compiled functions stay accurate either way.
+function evaluated by :meth:`CompiledSchedule.t_of_log_snr`. The torch view
+(:mod:`schedalg.compile._conversion`) evaluates ``tau`` as ``t_of_log_snr(lambda_dst(s))``
+with Newton polish and builds ``c``, ``tau'``, ``c'`` from ``tau`` as a value through
+:func:`conversion_formulas`, so it stays accurate whether or not a closed form exists.
 """
 
 from __future__ import annotations

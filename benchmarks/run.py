@@ -1,0 +1,127 @@
+"""Run every benchmark and write benchmarks/results/.
+
+    python -m benchmarks.run            # full: batch 256, every system (~10 minutes on 2 CPU cores)
+    python -m benchmarks.run --quick    # quick: batch 64, fewer schedules (a few minutes)
+
+Writes ``quality.json`` (rows: system, sampler, grid, nfe, error, budget, ...),
+``quality.md`` (tables), ``quality.png`` (log-log error vs NFE), ``speed.json``
+(derivation cost of new schedules; sampler overhead from ``benchmarks/overhead.py``
+when that module is present). See ``benchmarks/_problem.py`` for the problem and the
+error, ``_peers.py`` for the peer configurations, ``_schedalg_runs.py`` for schedalg's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def quality(batch: int, quick: bool, log) -> list[dict]:
+    from ._peers import PEERS
+    from ._problem import EVAL_SEED, Problem
+    from ._report import BUDGETS
+    from ._schedalg_runs import GitsCache, converted_runs, lazy_runs, schedalg_runs
+
+    problem = Problem(batch)
+    gits = GitsCache(problem, fine_points=81 if quick else 121, substeps=2 if quick else 4)
+    schedule_names = ("linear", "edm") if quick else None
+    rows: list[dict] = []
+    for budget in BUDGETS:
+        groups = [(name, runner(problem, budget)) for name, runner in PEERS.items()]
+        groups += [("schedalg", schedalg_runs(problem, budget, gits=gits, schedule_names=schedule_names)),
+                   ("schedalg converted", converted_runs(problem, budget, gits=gits)),
+                   ("schedalg lazy", lazy_runs(problem, budget))]
+        for label, runs in groups:
+            start = time.perf_counter()
+            count = 0
+            for run in runs:
+                rows.append(dict(run.row(), budget=budget))
+                count += 1
+            log(f"  budget {budget:2d}: {label:18s} {count:3d} runs in {time.perf_counter() - start:6.1f} s")
+    meta_seed = EVAL_SEED
+    for row in rows:
+        row["seed"] = meta_seed
+    return rows
+
+
+def speed(quick: bool, log) -> dict:
+    from ._derivation import derivation_rows
+
+    out: dict = {"derivation": derivation_rows(repeats=1 if quick else 3, naive_budget=5.0 if quick else 20.0)}
+    for row in out["derivation"]:
+        if "status" in row:
+            log(f"  derive {row['schedule']:32s} {row['status']}")
+            continue
+        log(f"  derive {row['schedule']:32s} cold {row['cold_s']:.3f} s, cached {row['cached_s']:.4f} s, "
+            f"naive sympy.solve {row['naive_sympy_solve_s']:.3f} s ({row['naive_status']})")
+    try:
+        overhead = importlib.import_module("benchmarks.overhead")
+    except ImportError:
+        out["overhead"] = "benchmarks/overhead.py not present"
+        return out
+    runner = getattr(overhead, "run", None) or getattr(overhead, "main", None)
+    if runner is None:
+        out["overhead"] = "benchmarks/overhead.py has no run() / main()"
+        return out
+    try:
+        out["overhead"] = runner(quick=quick)
+    except TypeError:
+        out["overhead"] = runner()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small batch, fewer schedules (a few minutes)")
+    parser.add_argument("--skip-speed", action="store_true", help="only the quality benchmark")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    from ._problem import EVAL_SEED, SMOOTHING_STD
+    from ._report import headline, markdown, plot
+
+    command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
+    batch = 64 if args.quick else 256
+    start = time.perf_counter()
+    log(f"quality benchmark (batch {batch})")
+    rows = quality(batch, args.quick, log)
+    seconds = time.perf_counter() - start
+    meta = {"problem": f"8x8 digits in [-1, 1] (1797 x 64), Gaussian mixture with s = {SMOOTHING_STD}; "
+                       "exact denoiser (schedalg.denoisers.GaussianMixtureDenoiser), float64",
+            "command": command, "batch": batch, "seed": EVAL_SEED, "seconds": seconds,
+            "python": sys.version.split()[0], "torch": torch.__version__, "machine": platform.machine()}
+    (args.out / "quality.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (args.out / "quality.md").write_text(markdown(rows, meta))
+    plot(rows, args.out / "quality.png")
+    for item in headline(rows):
+        ours, peer = item["schedalg"], item["peer"]
+        log(f"NFE <= {item['budget']:2d}: schedalg {ours['error']:.3e} ({ours['sampler']}, {ours['grid']}) | "
+            f"best peer {peer['error']:.3e} ({peer['system']} {peer['sampler']}, {peer['grid']}) | "
+            f"ratio {item['ratio']:.2f}")
+    if not args.skip_speed:
+        log("speed benchmark")
+        result = speed(args.quick, log)
+        result["meta"] = dict(meta, seconds=time.perf_counter() - start)
+        (args.out / "speed.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    log(f"done in {time.perf_counter() - start:.0f} s; results in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

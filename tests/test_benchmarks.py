@@ -1,0 +1,93 @@
+"""The benchmark harness (benchmarks/): peer adapters, NFE counting, reference, reports."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import schedalg as sa
+from benchmarks import _peers, _report, _schedalg_runs
+from benchmarks._problem import Counter, Problem
+
+
+@pytest.fixture(scope="module")
+def problem() -> Problem:
+    return Problem(4, components=150, rtol=1e-7)
+
+
+def test_k_diffusion_sampling_loads_by_path_and_counts_calls():
+    k = _peers.k_sampling()
+    sigmas = k.get_sigmas_karras(4, 0.002, 80.0, device="cpu").double()
+    assert sigmas.shape == (5,) and float(sigmas[-1]) == 0.0
+    model = Counter(lambda x, sigma: torch.zeros_like(x))  # data = {0}: exact denoiser is 0
+    out = k.sample_heun(model, 80.0 * torch.ones(2, 3, dtype=torch.float64), sigmas, disable=True)
+    assert model.calls == 2 * 4 - 1
+    assert_close(out, torch.zeros(2, 3, dtype=torch.float64))  # Dirac data: every sampler is exact
+
+
+def test_reference_converges_and_peers_count_exactly(problem):
+    """Errors of k-diffusion's Euler fall with NFE; every run reports its counted NFE."""
+    errors = {}
+    for budget in (5, 20):
+        runs = {r.sampler + r.grid: r for r in _peers.k_diffusion_runs(problem, budget)}
+        euler = runs["eulerkarras(rho=7)"]
+        assert euler.nfe == budget
+        assert runs["heunkarras(rho=7)"].nfe == budget - 1 if budget % 2 == 0 else budget
+        errors[budget] = euler.error
+    assert errors[20] < errors[5]
+
+
+def test_diffusers_and_flow_matching_runs(problem):
+    rows = list(_peers.diffusers_runs(problem, 5, only=("UniPCMultistep(bh2,p3)|linspace",
+                                                         "EDMDPMSolverMultistep(2M)|karras")))
+    assert len(rows) == 2 and all(r.nfe == 5 for r in rows)
+    assert all(math.isfinite(r.error) and r.error > 0 for r in rows)
+    fm = {r.sampler: r for r in _peers.flow_matching_runs(problem, 10)}
+    assert fm["euler"].nfe == 10 and fm["midpoint"].nfe == 10 and fm["rk4"].nfe == 8
+
+
+def test_schedalg_midpoint_equals_flow_matching_midpoint(problem):
+    """Same algorithm (midpoint, linear path, uniform t) in both libraries: same endpoint."""
+    fm = {r.sampler: r for r in _peers.flow_matching_runs(problem, 10)}["midpoint"]
+    ours = _schedalg_runs._run(problem, problem.denoiser(sa.schedules.linear()),
+                               sa.sampling.TimeGrid.uniform(sa.schedules.linear(), 5), "midpoint", "linear/uniform")
+    assert ours.nfe == fm.nfe == 10
+    assert ours.error == pytest.approx(fm.error, rel=1e-6)
+
+
+def test_log_snr_times():
+    linear = sa.schedules.linear()
+    times = _schedalg_runs.log_snr_times(linear, 6)
+    assert times.shape == (7,) and float(times[0]) == 0.0 and float(times[-1]) == 1.0
+    lam = linear.compile().log_snr(times[1:-1])
+    assert_close(torch.diff(lam), torch.full((4,), float(lam[1] - lam[0]), dtype=torch.float64))
+    assert _schedalg_runs.log_snr_times(linear, 2) is None
+    clipped = _schedalg_runs.log_snr_times(linear, 6, from_noise_end=False)
+    assert float(linear.compile().log_snr(clipped[:1])) == pytest.approx(_schedalg_runs.LAM_LOW)
+
+
+def _rows():
+    return [
+        {"system": "schedalg", "sampler": "a", "grid": "g", "nfe": 5, "error": 0.1, "budget": 5},
+        {"system": "schedalg", "sampler": "b", "grid": "g", "nfe": 4, "error": 0.05, "budget": 5},
+        {"system": "diffusers", "sampler": "c", "grid": "h", "nfe": 5, "error": 0.2, "budget": 5},
+        {"system": "k-diffusion", "sampler": "d", "grid": "h", "nfe": 10, "error": 0.01, "budget": 10},
+        {"system": "schedalg", "sampler": "e", "grid": "g", "nfe": 10, "error": 0.03, "budget": 10},
+    ]
+
+
+def test_report_tables_and_plot(tmp_path):
+    head = {item["budget"]: item for item in _report.headline(_rows(), budgets=(5, 10))}
+    assert head[5]["schedalg"]["sampler"] == "b" and head[5]["peer"]["sampler"] == "c"
+    assert head[5]["ratio"] == pytest.approx(0.25)
+    assert head[10]["ratio"] == pytest.approx(3.0)
+    meta = {"problem": "p", "command": "c", "batch": 1, "seed": 0, "seconds": 1.0}
+    text = _report.markdown(_rows(), meta)
+    assert "| 5 |" in text and "0.25" in text
+    _report.plot(_rows(), tmp_path / "q.png")
+    assert (tmp_path / "q.png").stat().st_size > 1000
+    json.dumps(_rows())
