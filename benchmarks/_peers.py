@@ -71,12 +71,17 @@ def _k_samplers(k) -> list[tuple[str, Callable, Callable[[int], int], dict]]:
     ]
 
 
-def k_diffusion_runs(problem: Problem, budget: int) -> Iterator[Run]:
-    """k-diffusion samplers on Karras (rho = 7, 0.002..80, recommended) and exponential grids."""
+def k_diffusion_runs(problem: Problem, budget: int, only: tuple[str, ...] | None = None) -> Iterator[Run]:
+    """k-diffusion samplers on Karras (rho = 7, 0.002..80, recommended) and exponential grids.
+
+    ``only``: sampler names to run; default all.
+    """
     k = k_sampling()
     x_start = 80.0 * problem.noise
     reference = problem.reference(1.0, 80.0, 80.0)
     for name, fn, steps_for, kwargs in _k_samplers(k):
+        if only is not None and name not in only:
+            continue
         steps = steps_for(budget)
         grids = {"karras(rho=7)": k.get_sigmas_karras(steps, 0.002, 80.0, rho=7.0, device="cpu").double(),
                  "exponential": k.get_sigmas_exponential(steps, 0.002, 80.0, device="cpu").double()}

@@ -63,9 +63,11 @@ class Problem:
     def reference(self, alpha: float, sigma: float, state_scale: float) -> torch.Tensor:
         """The ODE endpoint from ``x = state_scale * noise`` at ``(alpha, sigma)``.
 
-        Cached per start. ``alpha = 0`` is pure noise (the linear schedule's ``t = 0``).
+        Cached per start in linear coordinates ``(t0, c * state_scale)``, so equal starts
+        written in different schedules share one solve. ``alpha = 0`` is pure noise.
         """
-        key = (round(alpha, 12), round(sigma, 12), round(state_scale, 12))
+        c = 1.0 / (alpha + sigma)
+        key = (round(alpha * c, 11), round(c * state_scale, 11))
         if key not in self._references:
             self._references[key] = self._solve(alpha, sigma, state_scale)
         return self._references[key]

@@ -1,23 +1,36 @@
-"""Run a SymPy computation under a wall-clock budget.
+"""Run a SymPy computation under a CPU-time budget.
 
 SymPy's ``solve`` and ``simplify`` can run for minutes on transcendental input. The
 derivations that try a closed form first (inverses, simplifications) give up after a
-budget and fall back to numerics instead. In the main thread the budget is enforced
-with ``SIGALRM``; elsewhere (no signals) the attempt is skipped unless it is cheap, by
-running it in a daemon thread and abandoning it when the budget runs out.
+budget and fall back to numerics instead.
+
+In the main thread the budget is *process CPU time* (``ITIMER_PROF``/``SIGPROF``), so
+the outcome does not depend on how loaded the machine is. Budgets nest: an inner
+budget never outlives the outer one, and the outer timer is re-armed afterwards. If
+the interrupt is swallowed (it can land inside a garbage-collector callback), it is
+raised again a few milliseconds later. Outside the main thread (no signals) the
+computation runs in a daemon thread and is abandoned when the wall-clock budget runs out.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
+_RETRY_S = 0.005
+
 
 class BudgetExceeded(Exception):
     """Raised inside the budgeted computation when its time is up."""
+
+
+def _handler(signum, frame):
+    signal.setitimer(signal.ITIMER_PROF, _RETRY_S)  # in case this one is swallowed
+    raise BudgetExceeded
 
 
 def run_with_budget(fn: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
@@ -27,22 +40,32 @@ def run_with_budget(fn: Callable[[], T], seconds: float) -> tuple[bool, T | None
     """
     if seconds <= 0:
         return False, None
-    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
-        def _handler(signum, frame):
-            raise BudgetExceeded
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return _run_in_thread(fn, seconds)
 
-        previous = signal.signal(signal.SIGALRM, _handler)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer_remaining, _ = signal.getitimer(signal.ITIMER_PROF)
+    previous = signal.signal(signal.SIGPROF, _handler)
+    budget = min(seconds, outer_remaining) if outer_remaining > 0 else seconds
+    start = time.process_time()
+    try:
+        signal.setitimer(signal.ITIMER_PROF, budget)
         try:
             return True, fn()
-        except BudgetExceeded:
-            return False, None
-        except Exception:
-            return False, None
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+    except BudgetExceeded:
+        return False, None
+    except Exception:  # noqa: BLE001 - any failure means "no closed form"
+        return False, None
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
+        if outer_remaining > 0:  # give the enclosing budget what is left of it
+            left = outer_remaining - (time.process_time() - start)
+            signal.setitimer(signal.ITIMER_PROF, max(left, _RETRY_S))
 
+
+def _run_in_thread(fn: Callable[[], T], seconds: float) -> tuple[bool, T | None]:
     box: dict[str, object] = {}
 
     def _target() -> None:

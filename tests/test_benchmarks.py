@@ -16,7 +16,7 @@ from benchmarks._problem import Counter, Problem
 
 @pytest.fixture(scope="module")
 def problem() -> Problem:
-    return Problem(4, components=150, rtol=1e-7)
+    return Problem(4, components=100, rtol=1e-6)
 
 
 def test_k_diffusion_sampling_loads_by_path_and_counts_calls():
@@ -33,7 +33,7 @@ def test_reference_converges_and_peers_count_exactly(problem):
     """Errors of k-diffusion's Euler fall with NFE; every run reports its counted NFE."""
     errors = {}
     for budget in (5, 20):
-        runs = {r.sampler + r.grid: r for r in _peers.k_diffusion_runs(problem, budget)}
+        runs = {r.sampler + r.grid: r for r in _peers.k_diffusion_runs(problem, budget, only=("euler", "heun"))}
         euler = runs["eulerkarras(rho=7)"]
         assert euler.nfe == budget
         assert runs["heunkarras(rho=7)"].nfe == budget - 1 if budget % 2 == 0 else budget

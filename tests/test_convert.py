@@ -262,3 +262,15 @@ def test_one_sided_limit():
     noisy = 0.5 + h + torch.tensor([0.0] * 7 + [1e-5, -1e-4, 1e-3], dtype=torch.float64)  # rounding takes over
     assert abs(one_sided_limit(noisy) - 0.5) < 1e-8
     assert one_sided_limit(torch.tensor([1.0, float("nan")])) == 1.0
+
+
+def test_tabulated_source():
+    """A DDPM table (numeric log-SNR) converts to linear: numeric tau, same random variable."""
+    table = sa.schedules.from_betas(sa.schedules.discrete_betas("linear", n=1000))
+    conv = sa.convert(table, sa.schedules.linear())
+    assert conv.kind == "numeric"
+    s = _interior(conv, torch.linspace(0, 1, 9, dtype=torch.float64))
+    tau, c = conv.time(s), conv.scale(s)
+    a_s, s_s = table.compile().evaluate(tau, "alpha", "sigma")
+    torch.testing.assert_close(c * a_s, s, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(c * s_s, 1 - s, rtol=1e-9, atol=1e-12)

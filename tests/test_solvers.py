@@ -255,3 +255,17 @@ def test_tabulated_schedule_with_a_discrete_grid():
     errors = {(solver, g.n_steps): float((Sampler(denoiser, g, solver)(x) - exact).abs().max())
               for solver in ("ddim", "dpmpp_2m") for g in (coarse, fine)}
     assert errors[("ddim", 100)] < errors[("ddim", 10)] and errors[("dpmpp_2m", 100)] < 1e-2, errors
+
+
+@settings(max_examples=40)
+@given(coefficients=st.lists(st.sampled_from([0.0, 1.0, -1.0, 0.5, 2.5, -1e-3]), min_size=1, max_size=4))
+def test_combine_is_the_linear_combination(coefficients):
+    from schedalg.sampling._solver import combine
+
+    tensors = [torch.full((2, 3), float(k + 1), dtype=torch.float64) for k in range(len(coefficients))]
+    kept = [t.clone() for t in tensors]
+    out = combine(*zip(coefficients, tensors))
+    expected = sum((c * t for c, t in zip(coefficients, kept)), torch.zeros(2, 3, dtype=torch.float64))
+    torch.testing.assert_close(out, expected)
+    assert all(torch.equal(a, b) for a, b in zip(tensors, kept))  # inputs untouched
+    assert all(out is not t for t in tensors)

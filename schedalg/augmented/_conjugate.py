@@ -43,6 +43,8 @@ __all__ = ["ConjugateTransform", "lambda_identity", "lambda_ones"]
 #: Seconds SymPy may spend on ``A`` and on ``Phi`` before numerics take over.
 A_BUDGET_S = 8.0
 PHI_BUDGET_S = 3.0
+#: Integrands larger than this (SymPy operation count) go straight to quadrature.
+MAX_SYMBOLIC_PHI_OPS = 200
 _t2 = sp.Symbol("t_2", real=True)
 _sd = sp.Symbol("s_", real=True)
 _CACHE: dict[tuple, tuple] = {}
@@ -130,6 +132,9 @@ class ConjugateTransform:
         else:
             integrand = A * self.sde.ode_weight
             symbol, back, budget = t, t, 1.0
+
+        if sp.count_ops(integrand) > MAX_SYMBOLIC_PHI_OPS:
+            return None, "numeric"    # e.g. PSLD's Cholesky factor: SymPy finds no antiderivative
 
         def derive():
             return integrand.applyfunc(lambda e: sp.integrate(sp.simplify(e), symbol))

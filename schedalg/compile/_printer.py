@@ -13,7 +13,6 @@ from typing import Any
 
 import sympy as sp
 from sympy.codegen import cfunctions
-from sympy.codegen.rewriting import expm1_opt, log1p_opt, optimize
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..symbolic._numeric import NumericFunction
@@ -128,6 +127,10 @@ class TorchPrinter(PythonCodePrinter):
     def _print_NegativeInfinity(self, expr):  # noqa: N802
         return "(-math.inf)"
 
+    def _print_Integer(self, expr):  # noqa: N802
+        # big integers (exact rationals from nsimplify) would overflow torch scalars
+        return str(int(expr)) if abs(int(expr)) < 2**53 else repr(float(expr))
+
     def _print_Rational(self, expr):  # noqa: N802
         return repr(float(expr))
 
@@ -138,15 +141,35 @@ class TorchPrinter(PythonCodePrinter):
 def stabilize(expr: sp.Expr) -> sp.Expr:
     """Rewrite ``expr`` into forms that keep float64 precision near schedule endpoints.
 
-    ``exp(x) - 1 -> expm1(x)`` and ``log(1 + x) -> log1p(x)`` (SymPy's C99 rewriting
-    rules); the result is mathematically equal to ``expr``.
+    ``k - k exp(z) -> -k expm1(z)`` (any constant ``k``, inside any sum) and
+    ``log(1 + z) -> log1p(z)``. A single bottom-up pass: linear in the size of the
+    expression (SymPy's own ``expm1_opt`` tries many factorizations and can take
+    seconds). The result is mathematically equal to ``expr``.
     """
     if not isinstance(expr, sp.Basic) or expr.is_Number:
         return expr
-    return optimize(expr, _STABLE_REWRITES)
+    expr = expr.replace(lambda e: e.is_Add, _expm1_in_sum)
+    return expr.replace(lambda e: isinstance(e, sp.log) and e.args[0].is_Add, _log1p)
 
 
-_STABLE_REWRITES = (expm1_opt, log1p_opt)
+def _expm1_in_sum(total: sp.Add) -> sp.Expr:
+    constant, rest = total.as_coeff_Add()
+    if constant == 0:
+        return total
+    terms = sp.Add.make_args(rest)
+    for term in terms:
+        coefficient, factor = term.as_coeff_Mul()
+        if isinstance(factor, sp.exp) and coefficient == -constant:
+            others = [u for u in terms if u is not term]
+            return sp.Add(coefficient * cfunctions.expm1(factor.args[0]), *others, evaluate=False)
+    return total
+
+
+def _log1p(logarithm: sp.log) -> sp.Expr:
+    constant, rest = logarithm.args[0].as_coeff_Add()
+    if constant == 1 and rest != 0:
+        return cfunctions.log1p(rest)
+    return logarithm
 
 
 # make the stable functions printable by name

@@ -92,18 +92,19 @@ class GaussianMixtureDenoiser:
         self.chunk_size = chunk_size
         self.direct = direct
         self._compiled = schedule.compile()
-        self._device_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._device_cache: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 
     @property
     def num_components(self) -> int:
+        """Number of mixture components ``N`` (data points)."""
         return int(self.means.shape[0])
 
-    def _components(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(means, |means|^2 / 2, log weights) on ``device``, cached."""
+    def _components(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """(means, |means|^2 / 2, log weights, variance) on ``device``, copied once and cached."""
         cached = self._device_cache.get(device)
         if cached is None:
             means = self.means.to(device)
-            cached = (means, 0.5 * (means**2).sum(-1), self.log_weights.to(device))
+            cached = (means, 0.5 * (means**2).sum(-1), self.log_weights.to(device), self.variance.to(device))
             self._device_cache[device] = cached
         return cached
 
@@ -119,9 +120,9 @@ class GaussianMixtureDenoiser:
         components with an online logsumexp; no host synchronization.
         """
         batch = x.shape[0]
-        means, half_norms, log_weights = self._components(x.device)
+        means, half_norms, log_weights, variance = self._components(x.device)
         alpha = _as_batch_scalar(alpha.to(x.device), batch)
-        c2 = (alpha**2 * self.variance.to(x.device) + _as_batch_scalar(sigma.to(x.device), batch) ** 2)
+        c2 = (alpha**2 * variance + _as_batch_scalar(sigma.to(x.device), batch) ** 2)
         inv_c2 = 1.0 / c2.clamp_min(_C2_FLOOR)
         running_max = torch.full((batch, 1), -torch.inf, dtype=torch.float64, device=x.device)
         running_sum = torch.zeros((batch, 1), dtype=torch.float64, device=x.device)
@@ -158,7 +159,7 @@ class GaussianMixtureDenoiser:
         m = self.responsibility_mean(flat, alpha, sigma)
         a = _as_batch_scalar(alpha, batch)
         s = _as_batch_scalar(sigma, batch)
-        variance = self.variance.to(x.device)
+        variance = self._components(x.device)[3]
         inv_c2 = 1.0 / (a**2 * variance + s**2).clamp_min(_C2_FLOOR)
         residual = flat - a * m
         x0 = m + a * variance * residual * inv_c2
@@ -176,6 +177,7 @@ class GaussianMixtureDenoiser:
         return self.denoise(x, 1.0, edm_sigma)[0]
 
     def prepare(self, times: torch.Tensor) -> "_PreparedMixture":
+        """Precompute ``alpha``, ``sigma`` on the grid ``times``; call the result ``(x, i)``."""
         return _PreparedMixture(self, torch.as_tensor(times, dtype=torch.float64))
 
     def __repr__(self) -> str:
@@ -202,6 +204,11 @@ class _PreparedMixture:
         self.denoiser = denoiser
         self.times = times
         self.alpha, self.sigma = denoiser._compiled.evaluate(times, "alpha", "sigma")
+        self._on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, x: torch.Tensor, i: int, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.denoiser.denoise(x, self.alpha[i], self.sigma[i])
+        coefficients = self._on_device.get(x.device)
+        if coefficients is None:  # one copy per device, not one per call
+            coefficients = (self.alpha.to(x.device), self.sigma.to(x.device))
+            self._on_device[x.device] = coefficients
+        return self.denoiser.denoise(x, coefficients[0][i], coefficients[1][i])

@@ -32,7 +32,7 @@ class StandardizationError(SchedalgError):
     """A mean or standard deviation that cannot standardize the data (shape, sign, finiteness)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Standardization:
     """``x' = (x - mean) / std`` for samples ``x`` of shape ``(B, *sample_shape)``.
 

@@ -165,13 +165,15 @@ def program_payload(program: "torch.export.ExportedProgram", meta: dict[str, Any
 
     ``names`` renames the user inputs, in order (e.g. ``x, draws, <conditioning keys>``).
     """
-    from torch.export.graph_signature import InputKind, OutputKind
+    from torch.export.graph_signature import InputKind, OutputKind, TensorArgument
 
     specs = program.graph_signature.input_specs
     placeholders, inputs, state = [], [], {}
     for spec in specs:
         name = spec.arg.name
-        if spec.kind == InputKind.USER_INPUT:
+        if spec.kind == InputKind.USER_INPUT and not isinstance(spec.arg, TensorArgument):
+            placeholders.append([name, "constant", _encode(spec.arg.value)])  # e.g. draws=None
+        elif spec.kind == InputKind.USER_INPUT:
             label = names[len(inputs)] if names is not None and len(inputs) < len(names) else name
             placeholders.append([name, "input", label])
             inputs.append(label)

@@ -12,7 +12,7 @@ next to an exported sampler and used where schedalg and SymPy are not installed
 File format (``torch.save`` of plain containers, read with ``weights_only=True``: no
 arbitrary pickle): ``format``, ``inputs`` (user input names in call order), ``state``
 (name -> tensor: network weights and constant tables), ``placeholders`` (graph input
-name -> ``["state", key]`` or ``["input", name]``), ``nodes`` (``[name, target, args,
+name -> ``["state", key]``, ``["input", name]`` or ``["constant", value]``), ``nodes`` (``[name, target, args,
 kwargs]`` of an ATen graph traced by ``torch.export``, in execution order), ``output``
 and ``meta``. Each node calls ``torch.ops.<namespace>.<op>.<overload>`` (or one of a few
 ``operator`` functions on sizes), so the loaded sampler runs exactly the tensor
@@ -107,8 +107,10 @@ class _Program:
             if tag == "node":
                 if payload not in self.slots:
                     raise ValueError(f"expected nodes in execution order; {payload!r} is used before it is made.")
-                used.append(self.slots[payload])
-                return self.slots[payload]
+                name = self.slots[payload]
+                if name.startswith("t"):  # values, not load-time constants, are freed after their last use
+                    used.append(name)
+                return name
             if tag == "tuple":
                 return "(" + "".join(self.expression(v, used) + ", " for v in payload) + ")"
         return self.constant(_static(value, self.device))
@@ -119,8 +121,11 @@ def _compile(payload: dict, device: torch.device | None) -> tuple[Any, list[tupl
     program = _Program(device)
     order, parameters = [], []
     for name, kind, key in payload["placeholders"]:
+        if kind == "constant":  # a fixed non-tensor input (e.g. no draws), bound at load time
+            program.slots[name] = program.constant(_static(key, device))
+            continue
         if kind not in ("state", "input"):
-            raise ValueError(f"expected placeholders of kind 'state' or 'input'; got {kind!r}.")
+            raise ValueError(f"expected placeholders of kind 'state', 'input' or 'constant'; got {kind!r}.")
         parameters.append(program.value(name))
         order.append((kind, key))
     lines: list[tuple[str, list[str]]] = []

@@ -8,7 +8,7 @@ name               order  stochastic  scheme
 ``midpoint``       2      no          explicit midpoint in t
 ``ddim``           1      no          first-order exponential integrator / DDIM
 ``dpmpp_2m``       2      no          DPM-Solver++ 2M, multistep in log-SNR
-``dpmpp_3m``       3      no          DPM-Solver++ 3M, multistep in log-SNR
+``dpmpp_3m``       3      no          DPM-Solver++ 3M, multistep in log-SNR (exact D2 weight)
 ``euler_maruyama`` 1      yes         Euler-Maruyama, any diffusion coefficient e
 ``ancestral``      1      yes         ancestral / DDPM posterior step (eta)
 =================  =====  ==========  ==========================================
