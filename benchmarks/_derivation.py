@@ -75,13 +75,16 @@ def _naive(schedule: sa.Schedule) -> bool:
     return True
 
 
-def derivation_rows(seed: int = 0, repeats: int = 3, naive_budget: float = NAIVE_BUDGET_S) -> list[dict]:
+def derivation_rows(seed: int = 0, repeats: int = 3, naive_budget: float = NAIVE_BUDGET_S,
+                    only: tuple[str, ...] | None = None) -> list[dict]:
     """One row per family: cold, cached, naive seconds and the ratios naive/cold, naive/cached."""
     from schedalg._budget import run_with_budget
 
     rng = random.Random(seed)
     rows = []
     for name, make in _families(rng).items():
+        if only is not None and name not in only:
+            continue
         cold, cached, failure = [], [], None
         for _ in range(repeats):
             schedule = make()

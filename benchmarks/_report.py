@@ -95,8 +95,11 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.plot(*zip(*points), "o-", color=colour, label=f"{system} (best per budget)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+
     ax.set_xticks(list(BUDGETS))
     ax.set_xticklabels([str(b) for b in BUDGETS])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("network evaluations (NFE)")
     ax.set_ylabel("endpoint RMS error vs reference ODE solve")
     ax.set_title("Exact denoiser of smoothed 8x8 digits: error vs NFE")

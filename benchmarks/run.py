@@ -57,7 +57,13 @@ def quality(batch: int, quick: bool, log) -> list[dict]:
 def speed(quick: bool, log, out_dir: Path) -> dict:
     from ._derivation import derivation_rows
 
+    from ._memory import memory_rows
+
     out: dict = {"derivation": derivation_rows(repeats=1 if quick else 3, naive_budget=5.0 if quick else 20.0)}
+    out["denoiser_memory"] = memory_rows((20_000,) if quick else (20_000, 80_000))
+    for row in out["denoiser_memory"]:
+        log(f"  optimal denoiser N={row['components']:6d} chunk={row['chunk_size']:6d}: "
+            f"peak +{row['peak_growth_mib']:.1f} MiB (batch {row['batch']})")
     for row in out["derivation"]:
         if "status" in row:
             log(f"  derive {row['schedule']:32s} {row['status']}")
@@ -86,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small batch, fewer schedules (a few minutes)")
     parser.add_argument("--skip-speed", action="store_true", help="only the quality benchmark")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--report-only", action="store_true",
+                        help="re-render quality.md and quality.png from an existing quality.json (no runs)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
@@ -97,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     from ._problem import EVAL_SEED, SMOOTHING_STD
     from ._report import headline, markdown, plot
 
+    if args.report_only:
+        rows = json.loads((args.out / "quality.json").read_text())
+        meta = json.loads((args.out / "quality_meta.json").read_text())
+        (args.out / "quality.md").write_text(markdown(rows, meta))
+        plot(rows, args.out / "quality.png")
+        log(f"re-rendered quality.md and quality.png from {args.out / 'quality.json'}")
+        return 0
     command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
     batch = 64 if args.quick else 256
     start = time.perf_counter()
@@ -108,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": command, "batch": batch, "seed": EVAL_SEED, "seconds": seconds,
             "python": sys.version.split()[0], "torch": torch.__version__, "machine": platform.machine()}
     (args.out / "quality.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (args.out / "quality_meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     (args.out / "quality.md").write_text(markdown(rows, meta))
     plot(rows, args.out / "quality.png")
     for item in headline(rows):

@@ -143,3 +143,15 @@ def test_bad_parameters_and_times_raise():
         LinearSDE.from_schedule(sa.schedules.linear())
     with pytest.raises(LinearSDEError, match="times in"):
         SDES["psld"].compile().check_times(torch.tensor([0.5, 1.5]))
+
+
+def test_time_dependent_beta_keeps_closed_forms():
+    """PSLD with beta(t) = 1/2 + 8 t is still of time-change form: closed-form moments equal the ODE moments."""
+    sde = psld(beta=sp.Rational(1, 2) + 8 * t)
+    assert sde.moments_kind == "symbolic"
+    closed = sde.compile()
+    numeric = type(closed)(sde)
+    numeric.moments_kind, numeric.numeric_steps = "numeric", 400
+    tt = torch.tensor([0.1, 0.5, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(numeric.covariance(tt), closed.covariance(tt), rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(numeric.mean_coefficient(tt), closed.mean_coefficient(tt), rtol=1e-8, atol=1e-10)

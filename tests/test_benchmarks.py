@@ -10,7 +10,7 @@ import torch
 from torch.testing import assert_close
 
 import schedalg as sa
-from benchmarks import _peers, _report, _schedalg_runs
+from benchmarks import _derivation, _memory, _peers, _report, _schedalg_runs
 from benchmarks._problem import Counter, Problem
 
 
@@ -91,3 +91,18 @@ def test_report_tables_and_plot(tmp_path):
     _report.plot(_rows(), tmp_path / "q.png")
     assert (tmp_path / "q.png").stat().st_size > 1000
     json.dumps(_rows())
+
+
+def test_derivation_rows_time_schedalg_and_the_naive_route():
+    (row,) = _derivation.derivation_rows(repeats=1, naive_budget=10.0, only=("ve",))
+    assert row["schedule"] == "ve" and row["naive_status"] == "ok"
+    assert 0 < row["cached_s"] <= row["cold_s"]
+    assert row["naive_over_cached"] == pytest.approx(row["naive_sympy_solve_s"] / row["cached_s"])
+
+
+def test_memory_rows_show_chunking_bounds_memory():
+    rows = _memory.memory_rows((20_000,), chunk=1024)
+    assert [r["chunk_size"] for r in rows] == [1024, 20_000]
+    # one chunk of 20k: logits and weights of 256 x 20k float64 (~40 MiB each) must show up
+    assert rows[1]["peak_growth_mib"] > 60
+    assert rows[0]["peak_growth_mib"] < rows[1]["peak_growth_mib"] / 2

@@ -187,3 +187,14 @@ def test_non_tensor_conditioning_cannot_be_exported(tmp_path):
                       "euler")
     with pytest.raises(ExportError, match="tensors"):
         export_sampler(sampler, tmp_path / "c.pt", torch.zeros(2, 2), label=3)
+
+
+def test_torch_compile_runs_the_in_library_sampler_module():
+    from schedalg.sampling import SamplerModule
+
+    sampler = _network_sampler("dpmpp_3m")
+    noise = per_sample_normal((3, 2), 0)
+    x, _, expected = _run(sampler, noise)
+    compiled = torch.compile(SamplerModule(sampler), backend="aot_eager")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), expected)

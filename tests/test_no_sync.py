@@ -125,6 +125,7 @@ def test_cuda_loop_under_sync_debug_mode(solver):
     sampler = Sampler(denoiser, grid, solver)
     noise = per_sample_normal((8, 2), 0, device="cuda")
     draws = sampler.draws(noise, seed=0)
+    sampler(noise, draws=draws)  # warm-up: lazily cached device copies of the wrapper's tables
     steps = sampler.iterate(noise, draws=draws)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

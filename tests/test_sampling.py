@@ -187,3 +187,14 @@ def test_inputs_are_never_modified_in_place(solver):
     kept = (noise.clone(), None if draws is None else draws.clone())
     sampler(noise, draws=draws, scale_noise=False)
     assert torch.equal(noise, kept[0]) and (draws is None or torch.equal(draws, kept[1]))
+
+
+@pytest.mark.parametrize("solver", sorted(set(SOLVERS) - {"euler_maruyama"}))
+def test_one_step_over_the_whole_domain_is_finite(solver):
+    """linear schedule, t = 0 -> 1 in one step (lambda from -inf to +inf): no NaN anywhere."""
+    schedule = sa.schedules.linear()
+    sampler = Sampler(GaussianDenoiser(schedule, MEAN, VARIANCE), TimeGrid.uniform(schedule, 1), solver)
+    out = sampler(per_sample_normal((3, 2), 0, dtype=torch.float64), seed=0)
+    assert bool(torch.isfinite(out).all())
+    if solver in ("ddim", "dpmpp_2m", "dpmpp_3m", "ancestral"):  # one exponential step to sigma = 0: x0_hat
+        torch.testing.assert_close(out, MEAN.expand(3, 2))

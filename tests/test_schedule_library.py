@@ -191,3 +191,18 @@ class TestTabulated:
         betas = sa.schedules.discrete_betas(kind)
         assert betas.shape == (1000,) and np.all((betas > 0) & (betas < 1))
         assert sa.schedules.from_betas(betas).direction == -1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exact_end_values_on_grids(name):
+    """At the domain ends, grids get exact limits (cos(pi/2) would give lambda = -75, not -inf)."""
+    schedule = SCHEDULES[name]
+    compiled = schedule.compile()
+    ends = torch.tensor([float(schedule.domain[0]), float(schedule.domain[1])], dtype=torch.float64)
+    alpha, sigma, lam = compiled.evaluate_grid(ends, "alpha", "sigma", "log_snr")
+    low, high = schedule.log_snr_range
+    expected = (low, high) if schedule.direction > 0 else (high, low)
+    assert tuple(lam.tolist()) == expected
+    if schedule.reaches_data:
+        data_index = 1 if schedule.direction > 0 else 0
+        assert float(sigma[data_index]) == 0.0

@@ -19,6 +19,7 @@ from ..compile import compile_exprs
 from ..symbolic._symbols import t
 from ._errors import LinearSDEError
 from ._linear_sde import LinearSDE, u
+from ._rk4 import integrate_from_zero
 
 __all__ = ["CompiledLinearSDE", "compile_sde"]
 
@@ -127,26 +128,16 @@ class CompiledLinearSDE:
         """RK4 on ``Psi' = F Psi``, ``Sigma' = F Sigma + Sigma F^T + G G^T`` from 0 to each ``t``."""
         tt = torch.as_tensor(tt, dtype=torch.float64)
         flat = tt.reshape(-1)
-        n = self.numeric_steps
-        h = flat / n
         k = self.k
-        psi = torch.eye(k, dtype=torch.float64).expand(flat.shape + (k, k)).clone()
+        psi = torch.eye(k, dtype=torch.float64).expand(flat.shape + (k, k))
         sig = torch.tensor([[float(e) for e in row] for row in self.sde.Sigma0.tolist()],
-                           dtype=torch.float64).expand(flat.shape + (k, k)).clone()
+                           dtype=torch.float64).expand(flat.shape + (k, k))
 
-        def rhs(time, p, s):
+        def rhs(time, y):
             F, Q = self.drift(time), self.ggt(time)
-            return F @ p, F @ s + s @ F.transpose(-1, -2) + Q
+            return F @ y[0], F @ y[1] + y[1] @ F.transpose(-1, -2) + Q
 
-        for i in range(n):
-            t0 = h * i
-            hh = h[:, None, None]
-            k1 = rhs(t0, psi, sig)
-            k2 = rhs(t0 + h / 2, psi + hh / 2 * k1[0], sig + hh / 2 * k1[1])
-            k3 = rhs(t0 + h / 2, psi + hh / 2 * k2[0], sig + hh / 2 * k2[1])
-            k4 = rhs(t0 + h, psi + hh * k3[0], sig + hh * k3[1])
-            psi = psi + hh / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
-            sig = sig + hh / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+        psi, sig = integrate_from_zero(rhs, (psi, sig), flat, self.numeric_steps)
         return psi.reshape(tt.shape + (k, k)), sig.reshape(tt.shape + (k, k))
 
     # ------------------------------------------------------------------ time change

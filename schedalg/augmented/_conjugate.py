@@ -37,6 +37,7 @@ from ._compiled import matrix_function
 from ._errors import LinearSDEError
 from ._linear_sde import LinearSDE, u
 from ._quadrature import integrate_intervals
+from ._rk4 import integrate_from_zero
 
 __all__ = ["ConjugateTransform", "lambda_identity", "lambda_ones"]
 
@@ -200,16 +201,8 @@ class ConjugateTransform:
         flat = tt.reshape(-1)
         gen = matrix_function(self.generator, t, "B_minus_F")
         k = self.sde.k
-        A = torch.eye(k, dtype=torch.float64).expand(flat.shape + (k, k)).clone()
-        h = flat / self.numeric_steps
-        hh = h[:, None, None]
-        for i in range(self.numeric_steps):
-            s0 = h * i
-            k1 = A @ gen(s0)
-            k2 = (A + hh / 2 * k1) @ gen(s0 + h / 2)
-            k3 = (A + hh / 2 * k2) @ gen(s0 + h / 2)
-            k4 = (A + hh * k3) @ gen(s0 + h)
-            A = A + hh / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        start = torch.eye(k, dtype=torch.float64).expand(flat.shape + (k, k))
+        (A,) = integrate_from_zero(lambda time, y: (y[0] @ gen(time),), (start,), flat, self.numeric_steps)
         return A.reshape(tt.shape + (k, k))
 
     def __repr__(self) -> str:

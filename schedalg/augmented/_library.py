@@ -10,7 +10,6 @@ from typing import Any
 
 import sympy as sp
 
-from ..symbolic._symbols import t
 from ._errors import LinearSDEError
 from ._linear_sde import LinearSDE
 
@@ -28,7 +27,7 @@ def psld(gamma_friction: Any = "1/100", inverse_mass: Any = 4, nu: Any = None, b
     ``F = (beta/2) [[-Gamma, 1/M], [-1, -nu]]``, ``G = diag(sqrt(Gamma beta), sqrt(M nu beta))``,
     critical damping ``(Gamma - nu)^2 = 4/M`` (default ``nu = Gamma + 2/sqrt(M)``, i.e.
     ``Gamma + 4`` for ``1/M = 4``), initial momentum ``m0 ~ N(0, gamma M)``.
-    ``beta`` may be an expression in :data:`schedalg.t`.
+    ``beta`` may be an expression in :data:`schedalg.t` (moments stay closed-form: time-change form).
     """
     Gam, Minv, b, g = (_rational(v) for v in (gamma_friction, inverse_mass, beta, gamma))
     M = 1 / Minv
@@ -58,5 +57,3 @@ def cld(gamma_friction: Any = 1, inverse_mass: Any = 4, beta: Any = 4, gamma: An
     return LinearSDE(F, G, initial_covariance=sp.diag(0, g / Minv), domain=(0, T),
                      block_names=("x", "v"), name=f"cld(Gamma={Gam})")
 
-
-_ = t  # beta may be written in schedalg.t

@@ -57,11 +57,14 @@ def time_grid(t_max: float, t_min: float, steps: int, power: float = 2.0) -> tor
 
 
 def sample_augmented(model, z: torch.Tensor, times: torch.Tensor, solver: str | AugmentedSolver = "euler",
-                     generator: torch.Generator | None = None, **options: Any) -> torch.Tensor:
+                     generator: torch.Generator | None = None, seed: int | None = None,
+                     **options: Any) -> torch.Tensor:
     """Integrate from ``z`` at ``times[0]`` to ``times[-1]`` with ``solver`` and ``model``.
 
     ``model`` follows :class:`AugmentedDenoiser` (``.sde``, ``.prepare(times)``); ``times``
-    must decrease (generation runs towards the data at ``t = 0``). All coefficients are
+    must decrease (generation runs towards the data at ``t = 0``). Stochastic solvers draw
+    noise from ``generator``, or, with ``seed``, per-sample seeded noise drawn before the
+    loop (a sample's path then does not depend on the batch it is in). All coefficients are
     computed before the loop; the loop itself does no SymPy work and no host sync.
     """
     solver = get_solver(solver, **options)
@@ -74,4 +77,4 @@ def sample_augmented(model, z: torch.Tensor, times: torch.Tensor, solver: str | 
         raise SamplerError(f"a state of shape (B, {sde.k}, ...)", f"shape {tuple(z.shape)}",
                            "stack the blocks on axis 1")
     prepared = model.prepare(solver.eval_times(times).reshape(-1))
-    return solver.solve(sde, prepared, z, times, generator)
+    return solver.solve(sde, prepared, z, times, generator, seed)

@@ -8,6 +8,10 @@ convergence in ``h`` for smooth problems), checked by ``tests/test_splitting_ord
 * ``heun``: explicit trapezoid (2 NFE, order 2); ``rk4``: classical Runge-Kutta (4 NFE, order 4).
 * ``conjugate`` (``B``): the conjugate integrator of :class:`ConjugateTransform` (1 NFE,
   order 1); ``B = 0`` is the exponential integrator, ``B = lambda I`` lambda-DDIM.
+  ``B`` is written in forward time ``t`` (MATH.md section 3), where steps have ``h < 0``:
+  ``B = lambda I`` in generation time (``tau = -t``) is ``B = -lambda I`` here. On VP with
+  Gaussian data the few-step gain comes from ``lambda < 0`` in this convention;
+  on PSLD from ``lambda > 0`` (``tests/test_conjugate.py``).
 """
 
 from __future__ import annotations
@@ -38,18 +42,26 @@ class AugmentedSolver:
         return times[:-1, None]
 
     def solve(self, sde: LinearSDE, prepared, z: torch.Tensor, times: torch.Tensor,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, seed: int | None = None) -> torch.Tensor:
+        """Integrate ``z`` along ``times`` with the model ``prepared`` on :meth:`eval_times`."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nfe_per_step={self.nfe_per_step}, order={self.order})"
 
 
-def _noise(generator: torch.Generator | None):
-    def draw(z: torch.Tensor) -> torch.Tensor:
-        return torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
+def _noise(z: torch.Tensor, draws: int, generator: torch.Generator | None, seed: int | None):
+    """Noise for the loop: from ``generator``, or per-sample seeded (independent of the batch size)."""
+    if seed is None:
+        def draw(zz: torch.Tensor) -> torch.Tensor:
+            return torch.randn(zz.shape, generator=generator, dtype=zz.dtype, device=zz.device)
 
-    return draw
+        return draw
+    from ..sampling import per_sample_normal
+
+    table = per_sample_normal(tuple(z.shape), seed, count=max(draws, 1), dtype=z.dtype, device=z.device)
+    counter = iter(range(draws))
+    return lambda zz: table[next(counter)]
 
 
 class ProgramSolver(AugmentedSolver):
@@ -58,9 +70,10 @@ class ProgramSolver(AugmentedSolver):
     def program(self, sde: LinearSDE, times: torch.Tensor) -> Program:
         raise NotImplementedError
 
-    def solve(self, sde, prepared, z, times, generator=None):
+    def solve(self, sde, prepared, z, times, generator=None, seed=None):
         program = self.program(sde, times)
-        return run_program(program, z, lambda zz, j: prepared(zz, j)[1], _noise(generator))
+        draws = (len(times) - 1) * sum(sub.N is not None for sub in program.substeps)
+        return run_program(program, z, lambda zz, j: prepared(zz, j)[1], _noise(z, draws, generator, seed))
 
 
 def _eye(sde: LinearSDE) -> torch.Tensor:
@@ -114,7 +127,7 @@ class _RungeKutta(AugmentedSolver):
         h = times[1:] - times[:-1]
         return torch.stack([times[:-1] + ci * h for ci in self.c], dim=1)
 
-    def solve(self, sde, prepared, z, times, generator=None):
+    def solve(self, sde, prepared, z, times, generator=None, seed=None):
         csde = sde.compile()
         stage_times = self.eval_times(times)
         F, W = csde.drift(stage_times), csde.ode_weight(stage_times)   # (n, s, k, k)

@@ -7,14 +7,15 @@ SymPy expressions and cached. Evaluation never calls SymPy.
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 from ..errors import DomainError
 from ..symbolic._predictions import check_prediction_kind, prediction_conversion
-from ..symbolic._schedule import Schedule
+from ..symbolic._schedule import Schedule, _value_at
 from ..symbolic._symbols import lam, t
 from ._compile import CompiledFunction, compile_exprs
 from ._inverse import invert_monotone
@@ -93,6 +94,43 @@ class CompiledSchedule:
     def evaluate(self, tt: torch.Tensor, *names: str) -> tuple[torch.Tensor, ...]:
         """Several quantities at ``t`` in one call, e.g. ``evaluate(t, 'alpha', 'sigma')``."""
         return self.function(*names)(tt)
+
+    @cached_property
+    def exact_end_values(self) -> dict[str, tuple[float, float]]:
+        """``name -> (value at t_min, value at t_max)`` from SymPy limits, for the quantities
+        whose floating-point evaluation at an end can miss the exact value (``cos(pi/2)``
+        is ``6e-17``, not 0, so a log-SNR of ``-75`` instead of ``-inf``)."""
+        ends = self.schedule._end_values
+        (a_lo, s_lo), (a_hi, s_hi) = ends["lo"], ends["hi"]
+        lam_noise, lam_data = self.log_snr_range
+        lam_lo, lam_hi = (lam_noise, lam_data) if self.direction > 0 else (lam_data, lam_noise)
+
+        def ratio(s_value: float, a_value: float, end: Any, side: str) -> float:
+            if a_value == 0.0 and s_value == 0.0:  # point mass: the limit decides
+                return _value_at(self.schedule.edm_sigma, end, side)
+            return math.inf if a_value == 0.0 else s_value / a_value
+
+        lo, hi = self.schedule.domain
+        return {"alpha": (a_lo, a_hi), "sigma": (s_lo, s_hi), "log_snr": (lam_lo, lam_hi),
+                "edm_sigma": (ratio(s_lo, a_lo, lo, "+"), ratio(s_hi, a_hi, hi, "-"))}
+
+    def evaluate_grid(self, times: torch.Tensor, *names: str) -> tuple[torch.Tensor, ...]:
+        """Like :meth:`evaluate`, but times equal to a domain end get the exact end values.
+
+        Meant for time grids computed once before a sampling loop.
+        """
+        values = self.evaluate(times, *names)
+        exact = self.exact_end_values
+        out = []
+        for name, value in zip(names, values):
+            if name in exact:
+                lo_value, hi_value = exact[name]
+                if not math.isnan(lo_value):
+                    value = torch.where(times == self.t_min, torch.full_like(value, lo_value), value)
+                if not math.isnan(hi_value):
+                    value = torch.where(times == self.t_max, torch.full_like(value, hi_value), value)
+            out.append(value)
+        return tuple(out)
 
     def source(self, *names: str) -> str:
         """The generated torch source for the named quantities (for inspection)."""

@@ -74,7 +74,8 @@ class TimeGrid:
         self.compiled = schedule.compile()
         self.label = label
         self.times = _validated_times(schedule, times)
-        values = self.compiled.evaluate(self.times, *GRID_QUANTITIES)
+        # exact values at the domain's ends (cos(pi/2) is 6e-17 in floating point, not 0)
+        values = self.compiled.evaluate_grid(self.times, *GRID_QUANTITIES)
         for name, value in zip(GRID_QUANTITIES, values):
             setattr(self, name, _fill_end_limits(schedule, name, self.times, value.clone()))
 
