@@ -92,7 +92,7 @@ def derivation_rows(seed: int = 0, repeats: int = 3, naive_budget: float = NAIVE
             try:
                 _evaluate_schedalg(schedule)  # not under run_with_budget: schedalg budgets its own SymPy work
             except Exception as exc:  # noqa: BLE001 - reported in the results, not hidden
-                failure = f"{type(exc).__name__}: {exc} (parameters {schedule.params if hasattr(schedule, 'params') else ''})"
+                failure = f"{type(exc).__name__}: {exc} (alpha = {schedule.alpha}, sigma = {schedule.sigma})"
                 break
             cold.append(time.perf_counter() - start)
             again = sa.Schedule(alpha=schedule.alpha, sigma=schedule.sigma, domain=schedule.domain,
@@ -114,8 +114,8 @@ def derivation_rows(seed: int = 0, repeats: int = 3, naive_budget: float = NAIVE
             "cold_s": cold_s,
             "cached_s": cached_s,
             "naive_sympy_solve_s": naive,
-            "naive_status": "ok" if finished and found else ("no solution" if finished else
-                                                             f"timed out at {naive_budget:.0f} s: ratios are lower bounds"),
+            "naive_status": ("ok" if finished and found else "no solution" if finished
+                             else f"timed out at {naive_budget:.0f} s: ratios are lower bounds"),
             "naive_over_cold": naive / cold_s,
             "naive_over_cached": naive / cached_s,
         })

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import time
-from functools import lru_cache
 from typing import Callable, Iterator
 
 import torch
@@ -24,7 +23,7 @@ import schedalg as sa
 from schedalg.geometry import default_fine_times, jump_costs, least_cost_path, teacher_trajectory
 from schedalg.sampling import Sampler, TimeGrid
 
-from ._problem import Counter, Problem, Run
+from ._problem import Problem, Run
 
 SOLVERS = ("euler", "heun", "midpoint", "ddim", "dpmpp_2m", "dpmpp_3m")
 LAM_LOW, LAM_HIGH = -2 * math.log(80.0), 2 * math.log(500.0)

@@ -78,7 +78,8 @@ def speed(quick: bool, log, out_dir: Path) -> dict:
     # benchmarks/overhead.py (another engineer's) parses its own command line and writes
     # results/overhead.json; run it with just --quick and embed what it wrote
     argv = sys.argv
-    sys.argv = [str(Path(overhead.__file__))] + (["--quick"] if quick else []) + ["--out", str(out_dir / "overhead.json")]
+    sys.argv = ([str(Path(overhead.__file__))] + (["--quick"] if quick else [])
+                + ["--out", str(out_dir / "overhead.json")])
     try:
         overhead.main()
     finally:

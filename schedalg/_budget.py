@@ -24,8 +24,9 @@ T = TypeVar("T")
 _RETRY_S = 0.005
 
 
-class BudgetExceeded(Exception):
-    """Raised inside the budgeted computation when its time is up."""
+class BudgetExceeded(BaseException):
+    """Raised inside the budgeted computation when its time is up (a BaseException, so
+    that SymPy code catching ``Exception`` broadly cannot swallow it)."""
 
 
 def _handler(signum, frame):

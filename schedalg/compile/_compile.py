@@ -61,6 +61,9 @@ def _generate_source(exprs: Sequence[sp.Expr], args: Sequence[sp.Symbol], name: 
     printer = TorchPrinter()
     stable = [_fold_constants(stabilize(_fold_constants(sp.sympify(e)))) for e in exprs]
     replacements, reduced = sp.cse(stable, optimizations="basic")
+    # cse may factor constants back out (sqrt(3) from sqrt(3 a)): fold them again
+    replacements = [(symbol, _fold_constants(value)) for symbol, value in replacements]
+    reduced = [_fold_constants(expr) for expr in reduced]
     arg_names = [printer._print(a) for a in args]
     lines = [f"def {name}({', '.join(arg_names)}):"]
     for symbol, value in replacements:

@@ -56,7 +56,7 @@ def default_fine_times(denoiser: Denoiser, points: int = 101, log_snr_bound: flo
     lam_low, lam_high = max(low, -log_snr_bound), min(high, log_snr_bound)
     extra = int(low < -log_snr_bound) + int(high > log_snr_bound)
     if points - extra < 2:
-        raise SchedalgError("at least 4 fine points", f"points={points}", "use e.g. points=101")
+        raise SchedalgError(f"at least {extra + 2} fine points", f"points={points}", "use e.g. points=101")
     inner = compiled.t_of_log_snr(torch.linspace(lam_low, lam_high, points - extra, dtype=torch.float64))
     parts = ([torch.tensor([compiled.t_noise], dtype=torch.float64)] if low < -log_snr_bound else []) + [inner] \
         + ([torch.tensor([compiled.t_data], dtype=torch.float64)] if high > log_snr_bound else [])
