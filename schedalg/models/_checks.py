@@ -5,9 +5,12 @@ Finiteness needs the values: reading a device flag back on the host (``bool(t)``
 ``.item()``) blocks until the device catches up, which the sampling loop must not do.
 :class:`FiniteGuard` therefore offers three modes:
 
-* ``"deferred"`` (the default): each call ANDs ``isfinite(output).all()`` into a per-step
-  flag on the device (two small kernels, no sync); :meth:`FiniteGuard.raise_if_bad`
-  reads the flags once, after the loop, and raises naming the first bad step and its time.
+* ``"deferred"`` (the default): each call writes ``sum(output)`` (float64) into a per-step
+  slot on the device with one reduction kernel and no sync. NaN and inf propagate through
+  a sum (``inf - inf`` is NaN), so a slot is non-finite exactly when its output had a
+  non-finite value (a float64 sum of finite network outputs cannot overflow in practice).
+  :meth:`FiniteGuard.raise_if_bad` reads the slots once, after the loop, and raises
+  naming the first bad step and its time.
 * ``"eager"``: check at every call and raise at the bad step itself (one sync per step;
   for debugging).
 * ``"off"``: no check.
@@ -79,8 +82,8 @@ def check_output(out: torch.Tensor, shape: Sequence[int], dtype: torch.dtype, st
 class FiniteGuard:
     """Watches network outputs for NaN/inf without host syncs (see the module docstring).
 
-    Deferred mode keeps one boolean per grid step on the output's device and ANDs
-    ``isfinite(out).all()`` into it in place (a step evaluated twice keeps a failure).
+    Deferred mode keeps one float64 slot per grid step on the output's device and
+    accumulates ``sum(out)`` into it (a step evaluated twice keeps a failure: NaN + x is NaN).
     """
 
     def __init__(self, mode: Any, times: torch.Tensor):
@@ -92,27 +95,26 @@ class FiniteGuard:
             raise PredictionError(f"check_finite one of {FINITE_MODES} (or True/False)", repr(mode), None)
         self.mode = mode
         self._times = times.tolist()
-        self._finite: torch.Tensor | None = None
+        self._sums: torch.Tensor | None = None
 
     def observe(self, out: torch.Tensor, step: int) -> None:
         """Record whether ``out`` (the raw network output at ``step``) is finite."""
         if self.mode == "off":
             return
-        ok = torch.isfinite(out).all()
         if self.mode == "eager":
-            if not bool(ok):
+            if not bool(torch.isfinite(out).all()):
                 self._raise(step)
             return
-        if self._finite is None or self._finite.device != out.device:
-            self._finite = torch.ones(len(self._times), dtype=torch.bool, device=out.device)
-        self._finite[step].logical_and_(ok)
+        if self._sums is None or self._sums.device != out.device:
+            self._sums = torch.zeros(len(self._times), dtype=torch.float64, device=out.device)
+        self._sums[step] += out.sum(dtype=torch.float64)
 
     def raise_if_bad(self) -> None:
         """Read the deferred flags (one host sync) and raise if any step was non-finite; then reset."""
-        if self._finite is None:
+        if self._sums is None:
             return
-        bad = torch.nonzero(~self._finite).reshape(-1).tolist()
-        self._finite = None
+        bad = torch.nonzero(~torch.isfinite(self._sums)).reshape(-1).tolist()
+        self._sums = None
         if bad:
             self._raise(bad[0])
 

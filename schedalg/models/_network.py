@@ -199,6 +199,9 @@ class PreparedNetwork:
         unscaled = owner._c_out_fn is None and owner._c_skip_fn is None
         self._x0_is_output = unscaled and owner.prediction == "x0"
         self._eps_is_output = unscaled and owner.prediction == "eps"
+        # per-step scalars as Python floats (read once, here): scalar-tensor arithmetic
+        # in the loop then needs no indexing and no extra kernels
+        self._scalars = {k: v.tolist() for k, v in self.tables.items() if k != "time" and v.dim() == 1}
 
     def __call__(self, x: torch.Tensor, i: int, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x0_hat, eps_hat)`` at grid time ``times[i]`` for states ``x`` (B, ...)."""
@@ -207,7 +210,8 @@ class PreparedNetwork:
             self._raise_undefined(i)
         net_dtype = owner.network_dtype or x.dtype
         tables = self._tables(x.dtype, net_dtype, x.device)
-        x_in = x if "c_in" not in tables else x * tables["c_in"][i]
+        scalars = self._scalars
+        x_in = x if "c_in" not in tables else x * scalars["c_in"][i]
         x_in = x_in.to(net_dtype)
         batch = x.shape[0]
         if owner.guidance_scale is None:
@@ -221,8 +225,8 @@ class PreparedNetwork:
             unconditional = self._run(x_in, tables["time"][i], batch, {**cond, **_broadcast(owner.uncond, batch)}, i)
             out = unconditional + owner.guidance_scale * (conditional - unconditional)
         out = out.to(x.dtype)
-        x0 = out if self._x0_is_output else tables["x0_x"][i] * x + tables["x0_p"][i] * out
-        eps = out if self._eps_is_output else tables["eps_x"][i] * x + tables["eps_p"][i] * out
+        x0 = out if self._x0_is_output else torch.add(x * scalars["x0_x"][i], out, alpha=scalars["x0_p"][i])
+        eps = out if self._eps_is_output else torch.add(x * scalars["eps_x"][i], out, alpha=scalars["eps_p"][i])
         return x0, eps
 
     def finish(self) -> None:
