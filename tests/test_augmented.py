@@ -11,13 +11,6 @@ from schedalg.augmented import LinearSDE, LinearSDEError, cld, psld
 from schedalg.symbolic import t
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread avoids thread hand-off costs on a shared, loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 SDES = {"psld": psld(), "cld": cld()}
 _LAMBDIFIED: dict = {}

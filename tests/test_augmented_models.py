@@ -7,13 +7,6 @@ import schedalg.augmented as aug
 from schedalg.augmented import SamplerError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread avoids thread hand-off costs on a shared, loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 SDE = aug.psld()
 MEAN = torch.tensor([0.5, -0.3, 0.1], dtype=torch.float64)

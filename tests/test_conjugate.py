@@ -11,13 +11,6 @@ from schedalg.denoisers import GaussianDenoiser
 from schedalg.symbolic import t
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one thread avoids thread hand-off costs on a shared, loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 VP = sa.schedules.vp_linear()
 VP_SDE = aug.LinearSDE.from_schedule(VP)

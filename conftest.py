@@ -1,4 +1,4 @@
-"""Shared test configuration: hypothesis profiles and float64 defaults."""
+"""Shared configuration of tests/ and proofs/: hypothesis profiles, one torch thread."""
 
 import os
 
