@@ -1,7 +1,8 @@
 """Run every benchmark and write benchmarks/results/.
 
-    python -m benchmarks.run            # full: batch 256, every system (~10 minutes on 2 CPU cores)
-    python -m benchmarks.run --quick    # quick: batch 64, fewer schedules (a few minutes)
+    python -m benchmarks.run            # full: batch 256, every system (~4 minutes on one idle core)
+    python -m benchmarks.run --quick    # quick: batch 64, fewer schedules (~1 minute)
+    python -m benchmarks.run --report-only   # re-render quality.md and quality.png from quality.json
 
 Writes ``quality.json`` (rows: system, sampler, grid, nfe, error, budget, ...),
 ``quality.md`` (tables), ``quality.png`` (log-log error vs NFE), ``speed.json``

@@ -5,12 +5,20 @@ Finiteness needs the values: reading a device flag back on the host (``bool(t)``
 ``.item()``) blocks until the device catches up, which the sampling loop must not do.
 :class:`FiniteGuard` therefore offers three modes:
 
-* ``"deferred"`` (the default): each call writes ``sum(output)`` (float64) into a per-step
-  slot on the device with one reduction kernel and no sync. NaN and inf propagate through
-  a sum (``inf - inf`` is NaN), so a slot is non-finite exactly when its output had a
-  non-finite value (a float64 sum of finite network outputs cannot overflow in practice).
-  :meth:`FiniteGuard.raise_if_bad` reads the slots once, after the loop, and raises
-  naming the first bad step and its time.
+* ``"deferred"`` (the default): no sync and at most one reduction kernel per call. A
+  small CPU output (at most :attr:`FiniteGuard.KEEP_NUMEL` entries, while the outputs kept
+  hold at most :attr:`FiniteGuard.KEEP_BUDGET` entries in all) is kept by reference, at
+  no cost per call; any other output is reduced to ``sum(output)`` on its device (in its
+  dtype, float32 for 16-bit outputs, so no conversion copy). NaN and inf propagate
+  through a sum (``inf - inf`` is NaN), so a sum is non-finite whenever its output had a
+  non-finite value; a finite output could only be flagged if its entries summed beyond
+  ``3e38`` (float32), far outside what a network predicts. :meth:`FiniteGuard.raise_if_bad`
+  checks what was kept with a few batched operations and one host read per group, after
+  the loop, and raises naming the first bad step and its time. A denoiser called many
+  times without :meth:`~FiniteGuard.raise_if_bad` keeps bounded memory: past
+  :attr:`FiniteGuard.FOLD_AT` records they are folded into one slot per step.
+  (A network that returns the same CPU buffer, overwritten at every call, would defeat
+  the keeping by reference; use ``"eager"`` for such a network.)
 * ``"eager"``: check at every call and raise at the bad step itself (one sync per step;
   for debugging).
 * ``"off"``: no check.
@@ -82,9 +90,16 @@ def check_output(out: torch.Tensor, shape: Sequence[int], dtype: torch.dtype, st
 class FiniteGuard:
     """Watches network outputs for NaN/inf without host syncs (see the module docstring).
 
-    Deferred mode keeps one float64 slot per grid step on the output's device and
-    accumulates ``sum(out)`` into it (a step evaluated twice keeps a failure: NaN + x is NaN).
+    Deferred mode records every observed output with its step: small CPU outputs by
+    reference, others as their sum; a step evaluated twice keeps a failure.
     """
+
+    #: largest output (entries) kept by reference instead of reduced
+    KEEP_NUMEL = 4096
+    #: most entries kept by reference at once
+    KEEP_BUDGET = 1 << 20
+    #: records kept before they are folded into per-step slots (bounded memory)
+    FOLD_AT = 4096
 
     def __init__(self, mode: Any, times: torch.Tensor):
         if mode is True:
@@ -95,28 +110,55 @@ class FiniteGuard:
             raise PredictionError(f"check_finite one of {FINITE_MODES} (or True/False)", repr(mode), None)
         self.mode = mode
         self._times = times.tolist()
-        self._sums: torch.Tensor | None = None
+        self._records: list[tuple[int, torch.Tensor, bool]] = []  # (step, tensor, is the whole output)
+        self._kept = 0
+        self._slots: torch.Tensor | None = None
 
     def observe(self, out: torch.Tensor, step: int) -> None:
         """Record whether ``out`` (the raw network output at ``step``) is finite."""
-        if self.mode == "off":
-            return
-        if self.mode == "eager":
-            if not bool(torch.isfinite(out).all()):
-                self._raise(step)
-            return
-        if self._sums is None or self._sums.device != out.device:
-            self._sums = torch.zeros(len(self._times), dtype=torch.float64, device=out.device)
-        self._sums[step] += out.sum(dtype=torch.float64)
+        if self.mode == "deferred":
+            size = out.numel()
+            if size <= self.KEEP_NUMEL and self._kept + size <= self.KEEP_BUDGET and out.device.type == "cpu":
+                self._kept += size
+                self._records.append((step, out, True))
+            else:
+                wide = out.dtype in (torch.float16, torch.bfloat16)
+                self._records.append((step, out.sum(dtype=torch.float32) if wide else out.sum(), False))
+            if len(self._records) >= self.FOLD_AT:
+                self._fold()
+        elif self.mode == "eager" and not bool(torch.isfinite(out).all()):
+            self._raise(step)
+
+    def _fold(self) -> None:
+        """Add the records' sums into one float64 device slot per step (no host sync)."""
+        for step, value, whole in self._records:
+            total = value.sum(dtype=torch.float64) if whole else value.to(torch.float64)
+            if self._slots is None or self._slots.device != total.device:
+                self._slots = torch.zeros(len(self._times), dtype=torch.float64, device=total.device)
+            self._slots[step] += total
+        self._records, self._kept = [], 0
 
     def raise_if_bad(self) -> None:
-        """Read the deferred flags (one host sync) and raise if any step was non-finite; then reset."""
-        if self._sums is None:
-            return
-        bad = torch.nonzero(~torch.isfinite(self._sums)).reshape(-1).tolist()
-        self._sums = None
+        """Check what was recorded (one host read per group of alike records), raise naming the
+        first non-finite step; then reset."""
+        records, slots = self._records, self._slots
+        self._records, self._kept, self._slots = [], 0, None
+        groups: dict[tuple, tuple[list[int], list[torch.Tensor]]] = {}
+        for step, value, whole in records:
+            key = (whole, tuple(value.shape), value.dtype, value.device)
+            steps, values = groups.setdefault(key, ([], []))
+            steps.append(step)
+            values.append(value)
+        bad = []
+        for (whole, _, _, _), (steps, values) in groups.items():
+            finite = torch.isfinite(torch.stack(values))
+            if whole:
+                finite = finite.reshape(len(values), -1).all(dim=1)
+            bad += [steps[k] for k in torch.nonzero(~finite).reshape(-1).tolist()]
+        if slots is not None:
+            bad += torch.nonzero(~torch.isfinite(slots)).reshape(-1).tolist()
         if bad:
-            self._raise(bad[0])
+            self._raise(min(bad))
 
     def _raise(self, step: int) -> None:
         raise NetworkOutputError("finite network outputs", "NaN or inf values",

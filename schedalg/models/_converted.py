@@ -91,6 +91,7 @@ class PreparedConverted:
             self.at_start = [False] * len(times)
         inverse = torch.where(self.scale == 0, torch.zeros_like(self.scale), 1 / self.scale)
         self.input_scale = inverse
+        self._input_scale = inverse.tolist()  # Python floats for the raw-output path
         self.inner = owner.inner.prepare(self.tau)
 
     def __call__(self, x: torch.Tensor, i: int, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,6 +100,32 @@ class PreparedConverted:
             x0, eps = self.inner(torch.zeros_like(x), i, **cond)
             return x0, torch.zeros_like(eps)
         return self.inner(x * broadcast_to_batch(self.input_scale[i], x), i, **cond)
+
+    def raw(self, x: torch.Tensor, i: int, **cond: Any) -> torch.Tensor:
+        """The inner denoiser's raw output at ``tau_i`` on ``y / c_i`` (0 at a point-mass start).
+
+        Only for an inner prepared denoiser that is affine in a raw output (see :meth:`affine_output`).
+        """
+        inner = self.inner.raw  # type: ignore[attr-defined]
+        if self.at_start[i]:
+            return inner(torch.zeros_like(x), i, **cond)
+        return inner(x * self._input_scale[i], i, **cond)
+
+    def affine_output(self, i: int) -> tuple[float, float, float, float] | None:
+        """``(x0_x, x0_p, eps_x, eps_p)`` with ``x0_hat = x0_x y + x0_p F``, ``eps_hat = eps_x y + eps_p F``
+        for ``F = raw(y, i)``: the inner coefficients with ``x`` replaced by ``y / c_i``
+        (``eps_hat = 0`` at a point-mass start). None if the inner denoiser declares no such form."""
+        affine = getattr(self.inner, "affine_output", None)
+        if not callable(affine) or not callable(getattr(self.inner, "raw", None)):
+            return None
+        inner = affine(i)
+        if inner is None:
+            return None
+        x0_x, x0_p, eps_x, eps_p = inner
+        if self.at_start[i]:
+            return 0.0, x0_p, 0.0, 0.0
+        scale = self._input_scale[i]
+        return x0_x * scale, x0_p, eps_x * scale, eps_p
 
     def velocity(self, x: torch.Tensor, i: int, **cond: Any) -> torch.Tensor:
         """``b = dY/ds`` of the probability-flow ODE in destination own time."""

@@ -194,7 +194,7 @@ class PreparedNetwork:
         finite = torch.stack([torch.isfinite(v) for v in self.tables.values()])
         self._bad_quantity = [None if bool(ok.all()) else sorted(k for k, f in zip(self.tables, ok) if not f)
                               for ok in finite.T]
-        self._cast: dict[tuple, dict[str, torch.Tensor]] = {}
+        self._cast: dict[tuple, tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]] = {}
         self._guard = FiniteGuard(owner.check_finite, times)
         unscaled = owner._c_out_fn is None and owner._c_skip_fn is None
         self._x0_is_output = unscaled and owner.prediction == "x0"
@@ -205,29 +205,51 @@ class PreparedNetwork:
 
     def __call__(self, x: torch.Tensor, i: int, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x0_hat, eps_hat)`` at grid time ``times[i]`` for states ``x`` (B, ...)."""
+        out = self.raw(x, i, **cond)
+        scalars = self._scalars
+        x0 = out if self._x0_is_output else torch.add(x * scalars["x0_x"][i], out, alpha=scalars["x0_p"][i])
+        eps = out if self._eps_is_output else torch.add(x * scalars["eps_x"][i], out, alpha=scalars["eps_p"][i])
+        return x0, eps
+
+    def raw(self, x: torch.Tensor, i: int, **cond: Any) -> torch.Tensor:
+        """The network's (guided) output ``F`` at ``times[i]`` for states ``x``, in the dtype of ``x``.
+
+        Shape, dtype and finiteness are checked as in :meth:`__call__`, which returns
+        ``(x0_x[i] x + x0_p[i] F, eps_x[i] x + eps_p[i] F)`` (see :meth:`affine_output`).
+        """
         owner = self.owner
         if self._bad_quantity[i] is not None:
             self._raise_undefined(i)
         net_dtype = owner.network_dtype or x.dtype
-        tables = self._tables(x.dtype, net_dtype, x.device)
-        scalars = self._scalars
-        x_in = x if "c_in" not in tables else x * scalars["c_in"][i]
-        x_in = x_in.to(net_dtype)
+        tables, steps = self._tables(x.dtype, net_dtype, x.device)
+        x_in = x if "c_in" not in tables else x * self._scalars["c_in"][i]
+        if x_in.dtype != net_dtype:
+            x_in = x_in.to(net_dtype)
         batch = x.shape[0]
+        time = steps[i]
         if owner.guidance_scale is None:
-            out = self._run(x_in, tables["time"][i], batch, cond, i)
+            out = self._run(x_in, time, batch, cond, i)
         elif owner.batched_guidance:
             kwargs = stack_conditions(cond, owner.uncond, batch)
-            out = guide(self._run(torch.cat([x_in, x_in]), tables["time"][i], 2 * batch, kwargs, i),
-                        owner.guidance_scale)
+            out = guide(self._run(torch.cat([x_in, x_in]), time, 2 * batch, kwargs, i), owner.guidance_scale)
         else:
-            conditional = self._run(x_in, tables["time"][i], batch, cond, i)
-            unconditional = self._run(x_in, tables["time"][i], batch, {**cond, **_broadcast(owner.uncond, batch)}, i)
+            conditional = self._run(x_in, time, batch, cond, i)
+            unconditional = self._run(x_in, time, batch, {**cond, **_broadcast(owner.uncond, batch)}, i)
             out = unconditional + owner.guidance_scale * (conditional - unconditional)
-        out = out.to(x.dtype)
-        x0 = out if self._x0_is_output else torch.add(x * scalars["x0_x"][i], out, alpha=scalars["x0_p"][i])
-        eps = out if self._eps_is_output else torch.add(x * scalars["eps_x"][i], out, alpha=scalars["eps_p"][i])
-        return x0, eps
+        return out if out.dtype == x.dtype else out.to(x.dtype)
+
+    def affine_output(self, i: int) -> tuple[float, float, float, float] | None:
+        """``(x0_x, x0_p, eps_x, eps_p)`` at ``times[i]`` as Python floats: ``x0_hat = x0_x x + x0_p F``,
+        ``eps_hat = eps_x x + eps_p F`` with ``F = raw(x, i)``; None where they are undefined (non-finite).
+
+        Lets a sampler fuse these maps with an affine solver step (:mod:`schedalg.sampling._fused`).
+        """
+        if self._bad_quantity[i] is not None:
+            return None
+        scalars = self._scalars
+        x0 = (0.0, 1.0) if self._x0_is_output else (scalars["x0_x"][i], scalars["x0_p"][i])
+        eps = (0.0, 1.0) if self._eps_is_output else (scalars["eps_x"][i], scalars["eps_p"][i])
+        return x0 + eps
 
     def finish(self) -> None:
         """After the loop: raise :class:`NetworkOutputError` if a deferred NaN/inf check failed.
@@ -238,7 +260,8 @@ class PreparedNetwork:
 
     # ------------------------------------------------------------------ internals
 
-    def _run(self, x_in: torch.Tensor, time: torch.Tensor, batch: int, cond: Mapping[str, Any], i: int):
+    def _run(self, x_in: torch.Tensor, time: torch.Tensor, batch: int, cond: Mapping[str, Any],
+             i: int) -> torch.Tensor:
         owner = self.owner
         raw = owner.network(x_in, time.expand(batch), **owner.network_kwargs, **cond)
         out = extract_output(raw, i, self._time_list[i])
@@ -246,7 +269,9 @@ class PreparedNetwork:
         self._guard.observe(out, i)
         return out
 
-    def _tables(self, dtype: torch.dtype, net_dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
+    def _tables(self, dtype: torch.dtype, net_dtype: torch.dtype,
+                device: torch.device) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
+        """The tables cast for ``(dtype, net_dtype, device)`` (cached), and the time input split per step."""
         key = (dtype, net_dtype, device)
         cast = self._cast.get(key)
         if cast is None:
@@ -256,7 +281,7 @@ class PreparedNetwork:
             if not (time_dtype.is_floating_point or time_dtype.is_complex):
                 time = torch.round(time)  # integer step embeddings: nearest step, not truncation
             cast["time"] = time.to(device=device, dtype=time_dtype)
-            self._cast[key] = cast
+            cast = self._cast[key] = (cast, cast["time"].unbind(0))  # per-step views: no indexing in the loop
         return cast
 
     def _raise_undefined(self, i: int) -> None:

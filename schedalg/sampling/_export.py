@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ._errors import ExportError
+from ._fused import fuse
 from ._sampler import Sampler, run_loop
 from ._standalone import FORMAT, load
 
@@ -62,12 +63,16 @@ class SamplerModule(torch.nn.Module):
         self._prepared = sampler.denoiser.prepare(sampler.plan.eval_grid.times)
         # register the networks so that export lifts their weights as the program's state
         self.networks = torch.nn.ModuleList(_networks(self._prepared))
+        # the same fused loop as the sampler's plain call (same tensor operations)
+        self._fused = fuse(sampler.solver, sampler.plan, self._prepared) if sampler.fuse else None
 
     def forward(self, x: torch.Tensor, draws: torch.Tensor | None = None,
                 cond: dict[str, Any] | None = None) -> torch.Tensor:
         sampler = self._sampler
         prepared = self._prepared
         cond = cond or {}
+        if self._fused is not None:
+            return self._fused.run(x, draws, cond)
 
         def denoise(state: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
             return prepared(state, k, **cond)

@@ -16,6 +16,12 @@ the dtype of ``noise``, and each step's state and denoised prediction are expose
 draws ``(K, B, ...)`` seeded per sample (:func:`per_sample_normal`), so samples do not
 change with the batch size, or draws passed explicitly. The draws are made before the
 loop (``K`` = number of steps), so they take ``K`` times the memory of one state.
+
+When the solver's step and the denoiser's output map are both affine (Euler, DDIM,
+ancestral, Euler-Maruyama on a :class:`schedalg.models.NetworkDenoiser`, converted or not),
+a plain call (no callback, no progress bar) runs the fused loop of
+:mod:`schedalg.sampling._fused`: one network call and one or two tensor operations per
+step, the same samples up to float rounding. ``Sampler.fuse = False`` turns it off.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import torch
 from ..models._contract import Denoiser, PreparedDenoiser
 from ..symbolic._schedule import Schedule
 from ._errors import SamplingError
+from ._fused import FusedLoop, fuse
 from ._grid import TimeGrid
 from ._noise import STREAM_STEPS, per_sample_normal
 from ._solver import Plan, Solver, get_solver
@@ -103,7 +110,8 @@ class Sampler:
         Options of a solver given by name (e.g. ``eta=0.5`` for ``"ancestral"``).
 
     Attributes: ``grid``, ``solver``, ``plan``, ``prepared`` (the prepared denoiser),
-    ``nfe`` (network evaluations per run, exact), ``last_nfe`` (counted in the last run).
+    ``nfe`` (network evaluations per run, exact), ``last_nfe`` (counted in the last run),
+    ``fuse`` (True: plain calls use the fused loop when both sides are affine).
     """
 
     def __init__(self, denoiser: Denoiser, grid: TimeGrid | int, solver: str | Solver = "euler",
@@ -121,6 +129,16 @@ class Sampler:
         self.last_nfe: int | None = None
         self.start_scale = float(grid.sigma[0])
         self._times = grid.values("times")
+        self.fuse = True
+        self._fused: tuple[Any, FusedLoop | None] = (None, None)
+
+    def fused_loop(self) -> FusedLoop | None:
+        """The fused loop for the current ``prepared`` denoiser (None when it or the solver is not affine)."""
+        prepared, loop = self._fused
+        if prepared is not self.prepared:
+            loop = fuse(self.solver, self.plan, self.prepared)
+            self._fused = (self.prepared, loop)
+        return loop
 
     # ------------------------------------------------------------------ inputs
 
@@ -210,12 +228,31 @@ class Sampler:
                  draws: torch.Tensor | None = None, scale_noise: bool = True, progress: bool = False,
                  callback: Callable[[SamplerStep], None] | None = None, **cond: Any) -> torch.Tensor:
         """The sample at the end of the grid; ``callback(step)`` is called after every step."""
+        loop = self.fused_loop() if (self.fuse and callback is None and not progress) else None
+        if loop is not None:
+            return self._run_fused(loop, noise, seed, generator, draws, scale_noise, cond)
         out = noise  # replaced at every step (a grid has at least one)
         for step in self.iterate(noise, seed=seed, generator=generator, draws=draws, scale_noise=scale_noise,
                                  progress=progress, **cond):
             if callback is not None:
                 callback(step)
             out = step.x_next
+        return out
+
+    def _run_fused(self, loop: FusedLoop, noise: torch.Tensor, seed: int | None,
+                   generator: torch.Generator | None, draws: torch.Tensor | None, scale_noise: bool,
+                   cond: dict[str, Any]) -> torch.Tensor:
+        x = self.initial_state(noise, scale_noise)
+        if draws is None:
+            draws = self.draws(x, seed=seed, generator=generator)
+        self._check_draws(draws, x)
+        self.last_nfe = 0
+        with torch.no_grad():
+            out = loop.run(x, draws, cond)
+        self.last_nfe = loop.nfe
+        finish = getattr(self.prepared, "finish", None)
+        if callable(finish):  # deferred checks of the network's outputs: one host sync, after the loop
+            finish()
         return out
 
     def export(self, path: Any, example_noise: torch.Tensor, **options: Any) -> Any:

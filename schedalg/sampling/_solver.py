@@ -29,14 +29,14 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Sequence
 
 import torch
 
 from ._errors import SolverError
 from ._grid import TimeGrid
 
-__all__ = ["Solver", "Plan", "Denoise", "SOLVERS", "register_solver", "get_solver", "combine"]
+__all__ = ["Solver", "Plan", "Denoise", "AffineStep", "SOLVERS", "register_solver", "get_solver", "combine"]
 
 #: ``denoise(x, k) -> (x0_hat, eps_hat)`` at index ``k`` of the plan's evaluation grid.
 Denoise = Callable[[torch.Tensor, int], "tuple[torch.Tensor, torch.Tensor]"]
@@ -75,6 +75,20 @@ class Plan:
 
     def __getitem__(self, name: str) -> tuple[float, ...]:
         return self.coefficients[name]
+
+
+class AffineStep(NamedTuple):
+    """A step that is one affine combination of one evaluation at index ``i`` of the evaluation grid:
+
+        x_{i+1} = x x_i + x0 x0_hat(x_i) + eps eps_hat(x_i) + noise xi_i
+
+    (Python floats from the plan; a zero weight means the term is left out, as in :func:`combine`).
+    """
+
+    x: float
+    x0: float
+    eps: float
+    noise: float = 0.0
 
 
 class Solver(abc.ABC):
@@ -145,6 +159,14 @@ class Solver(abc.ABC):
         at the current state ``x`` (exposed to callbacks). ``noise`` is the step's
         standard-normal draw (stochastic solvers) or ``None``.
         """
+
+    def affine(self, plan: Plan, i: int) -> AffineStep | None:
+        """Step ``i`` as an :class:`AffineStep` (same result as :meth:`step`), or None if it is not one.
+
+        Declaring it lets the sampler fuse the step with an affine denoiser's output map
+        (:mod:`schedalg.sampling._fused`). Default: None (multistep and multi-evaluation solvers).
+        """
+        return None
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))

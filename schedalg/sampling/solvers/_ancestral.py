@@ -19,7 +19,7 @@ import math
 import torch
 
 from .._grid import TimeGrid
-from .._solver import Denoise, Plan, Solver, SolverError, combine, register_solver
+from .._solver import AffineStep, Denoise, Plan, Solver, SolverError, combine, register_solver
 
 __all__ = ["Ancestral"]
 
@@ -56,6 +56,9 @@ class Ancestral(Solver):
             out["eps"].append(eps_w)
             out["noise"].append(noise_w)
         return out
+
+    def affine(self, plan: Plan, i: int) -> AffineStep:
+        return AffineStep(0.0, plan["x0"][i], plan["eps"][i], plan["noise"][i])
 
     def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
              noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from .._grid import TimeGrid
-from .._solver import Denoise, Plan, Solver, combine, register_solver
+from .._solver import AffineStep, Denoise, Plan, Solver, combine, register_solver
 
 __all__ = ["DDIM"]
 
@@ -29,6 +29,9 @@ class DDIM(Solver):
 
     def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
         return {"x0": grid.alpha[1:].tolist(), "eps": grid.sigma[1:].tolist()}
+
+    def affine(self, plan: Plan, i: int) -> AffineStep:
+        return AffineStep(0.0, plan["x0"][i], plan["eps"][i])
 
     def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
              noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:

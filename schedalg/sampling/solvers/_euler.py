@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from .._grid import TimeGrid
-from .._solver import Denoise, Plan, Solver, combine, register_solver
+from .._solver import AffineStep, Denoise, Plan, Solver, combine, register_solver
 
 __all__ = ["Euler"]
 
@@ -27,6 +27,9 @@ class Euler(Solver):
     def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
         h = grid.dt
         return {"x0": (h * grid.d_alpha[:-1]).tolist(), "eps": (h * grid.d_sigma[:-1]).tolist()}
+
+    def affine(self, plan: Plan, i: int) -> AffineStep:
+        return AffineStep(1.0, plan["x0"][i], plan["eps"][i])
 
     def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
              noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:

@@ -32,7 +32,7 @@ from ...compile._compile import compile_exprs
 from ...symbolic._schedule import Schedule, _value_at
 from ...symbolic._symbols import t
 from .._grid import TimeGrid
-from .._solver import Denoise, Plan, Solver, SolverError, combine, register_solver
+from .._solver import AffineStep, Denoise, Plan, Solver, SolverError, combine, register_solver
 
 __all__ = ["EulerMaruyama", "drift_coefficients"]
 
@@ -105,6 +105,9 @@ class EulerMaruyama(Solver):
         tau = grid.dt.abs()
         return {"x": (1 + tau * a_vals).tolist(), "x0": (tau * b_vals).tolist(),
                 "noise": torch.sqrt(2 * e_vals * tau).tolist()}
+
+    def affine(self, plan: Plan, i: int) -> AffineStep:
+        return AffineStep(plan["x"][i], plan["x0"][i], 0.0, plan["noise"][i])
 
     def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
              noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
