@@ -164,3 +164,17 @@ def test_karras_grids_are_strictly_monotone_and_finite(name, steps, rho):
     assert bool((grid.dt * schedule.direction > 0).all())
     assert bool(torch.isfinite(grid.alpha).all()) and bool(torch.isfinite(grid.sigma).all())
     assert bool((grid.d_log_snr_steps > 0).all())
+
+
+@pytest.mark.parametrize("name", ["cosine", "trigonometric", "vp_cosine"])
+@pytest.mark.parametrize("steps", [1, 5, 50, 200])
+def test_karras_defaults_on_cosine_schedules_have_no_duplicates(name, steps):
+    """Peer weak spot: Karras spacing on cosine schedules gives duplicate timesteps there.
+
+    With the default levels (the noise end of a cosine schedule has sigma/alpha = inf in
+    exact arithmetic, 1.6e16 in floating point), times must stay strictly monotone."""
+    schedule = sa.schedules.LIBRARY[name]()
+    grid = TimeGrid.karras(schedule, steps)
+    steps_in_t = torch.diff(grid.times) * schedule.direction
+    assert bool((steps_in_t > 0).all()) and torch.unique(grid.times).numel() == grid.times.numel()
+    assert bool(torch.isfinite(grid.alpha).all() & torch.isfinite(grid.sigma).all())

@@ -180,7 +180,8 @@ class TimeGrid:
         if not (isinstance(rho, (int, float)) and np.isfinite(rho) and rho > 0):
             raise GridError("rho > 0", repr(rho), "EDM uses rho = 7")
         compiled = schedule.compile()
-        end_levels = compiled.edm_sigma(torch.tensor([compiled.t_noise, compiled.t_data], dtype=torch.float64))
+        (end_levels,) = compiled.evaluate_grid(torch.tensor([compiled.t_noise, compiled.t_data], dtype=torch.float64),
+                                               "edm_sigma")
         noise_level, data_level = (float(v) for v in end_levels.tolist())
         if to_data is None:
             to_data = bool(schedule.reaches_data)
