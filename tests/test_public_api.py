@@ -46,3 +46,35 @@ def test_design_public_face():
     num = cosine.compile()
     tt = torch.tensor([0.25], dtype=torch.float32)
     assert num.alpha(tt).dtype == torch.float32
+
+
+def test_import_pulls_in_no_optional_package():
+    """diffusers, k-diffusion, flow_matching, sklearn, matplotlib load only when a feature needs them.
+
+    (tqdm is not checked: torch itself imports it when it is installed.)"""
+    import subprocess
+    import sys
+
+    code = ("import sys, schedalg; bad = [m for m in ('diffusers', 'k_diffusion', 'flow_matching', 'sklearn', "
+            "'matplotlib', 'torchdiffeq', 'torchsde') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_missing_optional_package_gives_install_hint(monkeypatch):
+    import builtins
+
+    from schedalg._optional import require
+    from schedalg.errors import OptionalDependencyError
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("no matplotlib here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    monkeypatch.delitem(__import__("sys").modules, "matplotlib", raising=False)
+    with pytest.raises(OptionalDependencyError, match="pip install matplotlib"):
+        require("matplotlib", "plots")

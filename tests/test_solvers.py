@@ -192,7 +192,7 @@ def test_infinite_coefficients_are_reported_before_the_loop():
 
 def test_declared_attributes():
     for name, cls in SOLVERS.items():
-        assert cls.name == name and cls.order in (1, 2, 3) and isinstance(cls.stochastic, bool)
+        assert cls.name == name and cls.order in (1, 2, 3, 4) and isinstance(cls.stochastic, bool)
         assert cls.__doc__
     assert {n for n, c in SOLVERS.items() if c.stochastic} == {"euler_maruyama", "ancestral"}
     assert math.isfinite(get_solver("dpmpp_3m").order)

@@ -12,8 +12,9 @@ __all__ = ["CompiledFunction", "clear_cache", "compile_exprs", "invert_monotone"
 
 from ._schedule import QUANTITIES as QUANTITIES
 from ._schedule import CompiledSchedule as CompiledSchedule
+from ._schedule import convert_prediction as convert_prediction
 
-__all__ += ["QUANTITIES", "CompiledSchedule"]
+__all__ += ["QUANTITIES", "CompiledSchedule", "convert_prediction"]
 
 from ._conversion import CompiledConversion as CompiledConversion
 from ._conversion import evaluate_diffusion as evaluate_diffusion

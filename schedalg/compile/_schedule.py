@@ -20,7 +20,7 @@ from ..symbolic._symbols import lam, t
 from ._compile import CompiledFunction, compile_exprs
 from ._inverse import invert_monotone
 
-__all__ = ["CompiledSchedule", "compile_schedule", "QUANTITIES"]
+__all__ = ["CompiledSchedule", "compile_schedule", "convert_prediction", "QUANTITIES"]
 
 #: Names of the derived quantities a compiled schedule evaluates.
 QUANTITIES = ("alpha", "sigma", "d_alpha", "d_sigma", "log_snr", "d_log_snr",
@@ -208,3 +208,14 @@ class CompiledSchedule:
 
     def __repr__(self) -> str:
         return f"CompiledSchedule({self.schedule.name!r}, inverse={self.inverse_kind})"
+
+
+def convert_prediction(schedule: Schedule, output: torch.Tensor, x: torch.Tensor, tt: torch.Tensor,
+                       src: str, dst: str) -> torch.Tensor:
+    """Convert a network ``output`` of kind ``src`` into kind ``dst`` (torch tensors).
+
+    ``dst = c_x(t) x_t + c_p(t) output`` with coefficients derived by SymPy for
+    ``schedule`` (:func:`schedalg.symbolic.prediction_conversion`); see
+    :meth:`CompiledSchedule.convert_prediction`.
+    """
+    return compile_schedule(schedule).convert_prediction(output, x, tt, src, dst)

@@ -116,18 +116,20 @@ class FiniteGuard:
 
     def observe(self, out: torch.Tensor, step: int) -> None:
         """Record whether ``out`` (the raw network output at ``step``) is finite."""
-        if self.mode == "deferred":
-            size = out.numel()
-            if size <= self.KEEP_NUMEL and self._kept + size <= self.KEEP_BUDGET and out.device.type == "cpu":
-                self._kept += size
-                self._records.append((step, out, True))
-            else:
-                wide = out.dtype in (torch.float16, torch.bfloat16)
-                self._records.append((step, out.sum(dtype=torch.float32) if wide else out.sum(), False))
-            if len(self._records) >= self.FOLD_AT:
-                self._fold()
-        elif self.mode == "eager" and not bool(torch.isfinite(out).all()):
-            self._raise(step)
+        if self.mode != "deferred":
+            if self.mode == "eager" and not bool(torch.isfinite(out).all()):
+                self._raise(step)
+            return
+        records = self._records
+        size = out.numel()
+        if out.is_cpu and size <= self.KEEP_NUMEL and self._kept + size <= self.KEEP_BUDGET:
+            self._kept += size
+            records.append((step, out, True))
+        else:
+            wide = out.dtype == torch.float16 or out.dtype == torch.bfloat16
+            records.append((step, out.sum(dtype=torch.float32) if wide else out.sum(), False))
+        if len(records) >= self.FOLD_AT:
+            self._fold()
 
     def _fold(self) -> None:
         """Add the records' sums into one float64 device slot per step (no host sync)."""
@@ -139,22 +141,14 @@ class FiniteGuard:
         self._records, self._kept = [], 0
 
     def raise_if_bad(self) -> None:
-        """Check what was recorded (one host read per group of alike records), raise naming the
-        first non-finite step; then reset."""
+        """Check what was recorded and raise naming the first non-finite step; then reset.
+
+        A quick test first (one stack and one sum per kind of record, one host read each);
+        only when it fails (or the records differ in shape) are the records checked one by one.
+        """
         records, slots = self._records, self._slots
         self._records, self._kept, self._slots = [], 0, None
-        groups: dict[tuple, tuple[list[int], list[torch.Tensor]]] = {}
-        for step, value, whole in records:
-            key = (whole, tuple(value.shape), value.dtype, value.device)
-            steps, values = groups.setdefault(key, ([], []))
-            steps.append(step)
-            values.append(value)
-        bad = []
-        for (whole, _, _, _), (steps, values) in groups.items():
-            finite = torch.isfinite(torch.stack(values))
-            if whole:
-                finite = finite.reshape(len(values), -1).all(dim=1)
-            bad += [steps[k] for k in torch.nonzero(~finite).reshape(-1).tolist()]
+        bad = [] if not records or _all_finite(records) else _bad_steps(records)
         if slots is not None:
             bad += torch.nonzero(~torch.isfinite(slots)).reshape(-1).tolist()
         if bad:
@@ -165,3 +159,29 @@ class FiniteGuard:
                                  "check the network's time input and input scaling at this time "
                                  "(and its weights/dtype); later bad steps are not reported",
                                  step=step, time=self._times[step])
+
+
+def _all_finite(records: list[tuple[int, torch.Tensor, bool]]) -> bool:
+    """True when every record is finite for sure (a non-finite total sends the caller to :func:`_bad_steps`)."""
+    kinds = ([v for _, v, whole in records if whole], [v for _, v, whole in records if not whole])
+    try:
+        totals = [torch.stack(values).sum() for values in kinds if values]
+    except RuntimeError:  # outputs of different shapes (or devices): check one by one
+        return False
+    return all(bool(torch.isfinite(total)) for total in totals)
+
+
+def _bad_steps(records: list[tuple[int, torch.Tensor, bool]]) -> list[int]:
+    """The steps whose record holds a non-finite value (one stack per group of alike records)."""
+    groups: dict[tuple, tuple[list[int], list[torch.Tensor]]] = {}
+    for step, value, whole in records:
+        steps, values = groups.setdefault((whole, tuple(value.shape), value.device), ([], []))
+        steps.append(step)
+        values.append(value)
+    bad = []
+    for (whole, _, _), (steps, values) in groups.items():
+        finite = torch.isfinite(torch.stack(values))
+        if whole:
+            finite = finite.reshape(len(values), -1).all(dim=1)
+        bad += [steps[k] for k in torch.nonzero(~finite).reshape(-1).tolist()]
+    return bad

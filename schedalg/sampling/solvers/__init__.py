@@ -9,6 +9,9 @@ name               order  stochastic  scheme
 ``ddim``           1      no          first-order exponential integrator / DDIM
 ``dpmpp_2m``       2      no          DPM-Solver++ 2M, multistep in log-SNR
 ``dpmpp_3m``       3      no          DPM-Solver++ 3M, multistep in log-SNR (exact D2 weight)
+``heun3``          3      no          Heun's third-order Runge-Kutta in t (3 evaluations)
+``rk3``            3      no          Kutta's third-order Runge-Kutta in t (3 evaluations)
+``rk4``            4      no          classical fourth-order Runge-Kutta in t (4 evaluations)
 ``euler_maruyama`` 1      yes         Euler-Maruyama, any diffusion coefficient e
 ``ancestral``      1      yes         ancestral / DDPM posterior step (eta)
 =================  =====  ==========  ==========================================
@@ -22,5 +25,10 @@ from ._euler import Euler as Euler
 from ._euler_maruyama import EulerMaruyama as EulerMaruyama
 from ._heun import Heun as Heun
 from ._midpoint import Midpoint as Midpoint
+from ._rk import RK3 as RK3
+from ._rk import RK4 as RK4
+from ._rk import ExplicitRungeKutta as ExplicitRungeKutta
+from ._rk import Heun3 as Heun3
 
-__all__ = ["Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "Euler", "EulerMaruyama", "Heun", "Midpoint"]
+__all__ = ["Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "Euler", "EulerMaruyama", "Heun", "Midpoint",
+           "ExplicitRungeKutta", "Heun3", "RK3", "RK4"]
