@@ -9,6 +9,11 @@ evaluation noise). For a budget of network evaluations each solver gets the larg
 number of steps whose exact NFE fits. ``converted`` rows serve a denoiser written for
 one schedule (VP, as a DDPM-trained model would be) on the grid of another via
 schedalg's pathwise conversion; ``lazy`` rows use :mod:`schedalg.lazy`.
+
+The sweep's best row per budget is chosen *on the evaluation noise* (an oracle choice).
+``calibrated`` rows are the honest counterpart: :func:`schedalg.geometry.select_sampler`
+picks one (schedule, power-warped grid, solver) per budget on separate calibration noise
+(seed :data:`SELECTION_SEED`), and only that choice is then run on the evaluation noise.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from typing import Callable, Iterator
 import torch
 
 import schedalg as sa
-from schedalg.geometry import default_fine_times, jump_costs, least_cost_path, teacher_trajectory
+from schedalg.geometry import default_fine_times, jump_costs, least_cost_path, select_sampler, teacher_trajectory
 from schedalg.sampling import Sampler, TimeGrid
 
 from ._problem import Problem, Run
 
-SOLVERS = ("euler", "heun", "midpoint", "ddim", "dpmpp_2m", "dpmpp_3m")
+SOLVERS = ("euler", "heun", "midpoint", "ddim", "dpmpp_2m", "dpmpp_3m", "heun3", "rk3", "rk4", "dpm_3s")
+SELECTION_SEED = 5150  # calibration noise of the calibrated rows; disjoint from EVAL_SEED and CALIBRATION_SEED
+SELECTION_SOLVERS = ("rk4", ("rk4", {"final_heun3": False}), "heun3", "rk3", "midpoint", "heun")
+SELECTION_RHOS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
 LAM_LOW, LAM_HIGH = -2 * math.log(80.0), 2 * math.log(500.0)
 
 
@@ -121,7 +129,9 @@ def _fit_budget(build: Callable[[int], TimeGrid | None], solver: str, budget: in
     return None
 
 
-def _run(problem: Problem, denoiser, grid: TimeGrid, solver: str, system_grid: str, note: str = "") -> Run:
+def _run(problem: Problem, denoiser, grid: TimeGrid, solver, system_grid: str, note: str = "",
+         label: str | None = None) -> Run:
+    """One measured run on the evaluation noise; ``solver`` is a name or a Solver (then give ``label``)."""
     counted = CountingDenoiser(denoiser)
     sampler = Sampler(counted, grid, solver)
     alpha0, sigma0 = float(grid.alpha[0]), float(grid.sigma[0])
@@ -131,7 +141,7 @@ def _run(problem: Problem, denoiser, grid: TimeGrid, solver: str, system_grid: s
     seconds = time.perf_counter() - start
     if counted.calls != sampler.nfe:
         raise RuntimeError(f"NFE mismatch: counted {counted.calls}, planned {sampler.nfe}")
-    return Run("schedalg", solver, system_grid, counted.calls, problem.error(out, reference), seconds, note)
+    return Run("schedalg", label or solver, system_grid, counted.calls, problem.error(out, reference), seconds, note)
 
 
 def schedalg_runs(problem: Problem, budget: int, *, gits: GitsCache,
@@ -187,3 +197,24 @@ def lazy_runs(problem: Problem, budget: int) -> Iterator[Run]:
         seconds = time.perf_counter() - start
         yield Run("schedalg", f"lazy_{solver}", "lazy_ode/uniform_angle", counted.calls,
                   problem.error(out, reference), seconds, "lazy")
+
+
+def selection_noise(problem: Problem, batch: int) -> torch.Tensor:
+    """Calibration noise for :func:`calibrated_runs` (seed :data:`SELECTION_SEED`, never the evaluation noise)."""
+    return torch.randn(batch, problem.data.shape[1], dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(SELECTION_SEED))
+
+
+def calibrated_runs(problem: Problem, budget: int, *, calibration: torch.Tensor,
+                    rhos: tuple[float, ...] | None = None) -> Iterator[Run]:
+    """The (schedule, grid, solver) chosen on ``calibration`` noise, measured once on the evaluation noise."""
+    denoiser = problem.denoiser(sa.schedules.linear())
+    grid_schedules = {"linear": sa.schedules.linear(), "trigonometric": sa.schedules.trigonometric()}
+    selection = select_sampler(denoiser, calibration, budget, schedules=grid_schedules,
+                               solvers=SELECTION_SOLVERS, rhos=rhos or SELECTION_RHOS)
+    best = selection.best
+    solver = sa.sampling.get_solver(best.solver, **dict(best.options))
+    label = best.solver + "".join(f"({k}={v})" for k, v in best.options)
+    yield _run(problem, denoiser, best.grid, solver, f"{best.schedule}/power(rho={best.rho:g})",
+               f"calibrated on {calibration.shape[0]} separate samples (calibration error {best.error:.3e}; "
+               f"{len(selection.candidates)} candidates)", label=label)

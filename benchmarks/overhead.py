@@ -8,13 +8,18 @@ sigma = 1 - t). The bare loop is what one would write by hand::
 and is compared in the same run, interleaved, with
 
 - ``sampler``: ``Sampler(NetworkDenoiser(net, linear, "velocity"), grid, "euler")``, the
-  full schedalg path (prediction conversion to (x0_hat, eps_hat), deferred finite check,
-  per-step callback machinery);
+  full schedalg path as a user calls it, with the default deferred NaN/inf check. Euler
+  and the velocity wrapper are both affine, so a plain call runs the fused loop
+  (:mod:`schedalg.sampling._fused`): per step the wrapper's raw network call (time input,
+  shape/dtype checks, finite-check record) and one ``torch.add(x, out, alpha=B_i)`` with
+  ``B_i`` folded before the loop from the solver's and the wrapper's coefficients, instead
+  of forming ``(x0_hat, eps_hat)`` and combining them;
 - ``sampler_check_finite_off``: the same with the wrapper's NaN/inf check switched off;
 - ``sampler_exported``: the same sampler exported with :func:`export_sampler` and loaded
   back (the torch-only interpreter);
-- ``sampler_lean_denoiser``: the schedalg loop around a minimal prepared denoiser that
-  turns the velocity into (x0_hat, eps_hat) itself (isolates the loop's own cost).
+- ``sampler_lean_denoiser``: the schedalg step-by-step loop around a minimal prepared
+  denoiser that turns the velocity into (x0_hat, eps_hat) itself (it declares no raw
+  output, so it is not fused: isolates the unfused loop's own cost).
 
 Times are CPU seconds of this process (``time.process_time``, one torch thread), so other
 load on the machine counts less than in wall time. Overhead = time per step / bare time

@@ -31,17 +31,20 @@ def quality(batch: int, quick: bool, log) -> list[dict]:
     from ._peers import PEERS
     from ._problem import EVAL_SEED, Problem
     from ._report import BUDGETS
-    from ._schedalg_runs import GitsCache, converted_runs, lazy_runs, schedalg_runs
+    from ._schedalg_runs import GitsCache, calibrated_runs, converted_runs, lazy_runs, schedalg_runs, selection_noise
 
     problem = Problem(batch)
     gits = GitsCache(problem, fine_points=81 if quick else 121, substeps=2 if quick else 4)
     schedule_names = ("linear", "edm") if quick else None
+    calibration = selection_noise(problem, 64 if quick else 256)
     rows: list[dict] = []
     for budget in BUDGETS:
         groups = [(name, runner(problem, budget)) for name, runner in PEERS.items()]
         groups += [("schedalg", schedalg_runs(problem, budget, gits=gits, schedule_names=schedule_names)),
                    ("schedalg converted", converted_runs(problem, budget, gits=gits)),
-                   ("schedalg lazy", lazy_runs(problem, budget))]
+                   ("schedalg lazy", lazy_runs(problem, budget)),
+                   ("schedalg calibrated", calibrated_runs(problem, budget, calibration=calibration,
+                                                           rhos=(1.0, 1.25, 1.5, 2.0) if quick else None))]
         for label, runs in groups:
             start = time.perf_counter()
             count = 0

@@ -50,13 +50,27 @@ def test_diffusers_and_flow_matching_runs(problem):
     assert fm["euler"].nfe == 10 and fm["midpoint"].nfe == 10 and fm["rk4"].nfe == 8
 
 
-def test_schedalg_midpoint_equals_flow_matching_midpoint(problem):
-    """Same algorithm (midpoint, linear path, uniform t) in both libraries: same endpoint."""
-    fm = {r.sampler: r for r in _peers.flow_matching_runs(problem, 10)}["midpoint"]
+@pytest.mark.parametrize("method, steps, budget", [("midpoint", 5, 10), ("heun3", 3, 9)])
+def test_schedalg_equals_flow_matching_on_the_same_algorithm(problem, method, steps, budget):
+    """Same tableau (midpoint; Heun's third order), linear path, uniform t in both libraries: same endpoint."""
+    fm = {r.sampler: r for r in _peers.flow_matching_runs(problem, budget)}[method]
     ours = _schedalg_runs._run(problem, problem.denoiser(sa.schedules.linear()),
-                               sa.sampling.TimeGrid.uniform(sa.schedules.linear(), 5), "midpoint", "linear/uniform")
-    assert ours.nfe == fm.nfe == 10
+                               sa.sampling.TimeGrid.uniform(sa.schedules.linear(), steps), method, "linear/uniform")
+    assert ours.nfe == fm.nfe == budget
     assert ours.error == pytest.approx(fm.error, rel=1e-6)
+
+
+def test_calibrated_run_is_chosen_on_separate_noise_and_measured_on_the_evaluation_noise(problem):
+    calibration = _schedalg_runs.selection_noise(problem, 8)
+    assert not torch.equal(calibration[:4], problem.noise) and not torch.equal(calibration[:4],
+                                                                                  problem.calibration_noise[:4])
+    (run,) = _schedalg_runs.calibrated_runs(problem, 10, calibration=calibration, rhos=(1.0, 1.5))
+    assert run.nfe <= 10 and run.note.startswith("calibrated on 8 separate samples")
+    assert math.isfinite(run.error) and run.error > 0
+    rows = [dict(run.row(), budget=10), {"system": "diffusers", "sampler": "c", "grid": "h", "nfe": 10,
+                                         "error": 2 * run.error, "budget": 10}]
+    (item,) = _report.headline(rows, budgets=(10,))
+    assert item["calibrated"]["sampler"] == run.sampler and item["calibrated_ratio"] == pytest.approx(0.5)
 
 
 def test_log_snr_times():

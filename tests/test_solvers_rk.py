@@ -1,4 +1,4 @@
-"""Explicit Runge-Kutta solvers (heun3, rk3, rk4): convergence orders on Gaussian data, counts, nodes."""
+"""Single-step solvers of order 3-4 (heun3, rk3, rk4 in t; dpm_3s in log-SNR): orders on Gaussian data, counts."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from schedalg.sampling import SOLVERS, Sampler, SolverError, TimeGrid, get_solve
 MEAN = torch.tensor([0.3, -0.5], dtype=torch.float64)
 VARIANCE = torch.tensor([0.2, 2.0], dtype=torch.float64)
 RK = ["heun3", "rk3", "rk4"]
+SINGLE_STEP = RK + ["dpm_3s"]
 
 # (schedule, t_start, t_end): ends inside the domain so log-SNR grids are finite
 CASES = {
@@ -40,11 +41,11 @@ def _errors(schedule, solver, steps, make_grid):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("solver", RK)
+@pytest.mark.parametrize("solver", SINGLE_STEP)
 def test_global_error_slope_matches_declared_order(case, solver):
     make, start, end = CASES[case]
     schedule = make()
-    steps = [8, 16, 32, 64]
+    steps = [16, 32, 64, 128] if solver == "dpm_3s" else [8, 16, 32, 64]
     errors = _errors(schedule, solver, steps,
                      lambda n: TimeGrid.log_snr_uniform(schedule, n, t_start=start, t_end=end))
     order = SOLVERS[solver].order
@@ -99,3 +100,26 @@ def test_infinite_stage_coefficients_are_reported_before_the_loop():
     schedule = sa.schedules.brownian_bridge()
     with pytest.raises(SolverError, match="finite rk4"):
         get_solver("rk4").plan(TimeGrid.uniform(schedule, 4, t_end=0.9))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_dpm_3s_is_exact_when_the_data_is_a_point(case):
+    """Data = a point: x0_hat is constant along the flow and the exponential integrator is exact."""
+    make, start, end = CASES[case]
+    schedule = make()
+    denoiser = GaussianDenoiser(schedule, MEAN, torch.zeros(2, dtype=torch.float64))
+    grid = TimeGrid.log_snr_uniform(schedule, 3, t_start=start, t_end=end)
+    x = per_sample_normal((4, 2), 1, dtype=torch.float64) * float(grid.sigma[0])
+    out = Sampler(denoiser, grid, "dpm_3s")(x, scale_noise=False)
+    torch.testing.assert_close(out, denoiser.flow(x, start, end), rtol=1e-10, atol=1e-10)
+
+
+def test_dpm_3s_nodes_are_at_thirds_of_the_log_snr_step_and_open_ends_take_one_evaluation():
+    schedule = sa.schedules.linear()
+    inside = TimeGrid.log_snr_uniform(schedule, 2, t_start=0.1, t_end=0.9)
+    nodes = get_solver("dpm_3s").evaluation_grid(inside)
+    lam, ends = nodes.log_snr, inside.log_snr
+    torch.testing.assert_close(lam[1:3], ends[0] + torch.tensor([1 / 3, 2 / 3], dtype=torch.float64) * (ends[1] - ends[0]))
+    assert get_solver("dpm_3s").nfe(inside) == 6
+    full = TimeGrid.uniform(schedule, 4)  # log-SNR -inf at t = 0 and +inf at t = 1: DDIM steps there
+    assert get_solver("dpm_3s").nfe(full) == 1 + 3 + 3 + 1

@@ -1,14 +1,21 @@
-"""Sampling geometry: trajectory statistics and GITS time grids (Chen et al. 2023, 2024)."""
+"""Sampling geometry: trajectory statistics, GITS time grids (Chen et al. 2023, 2024), and
+calibrated choice of (schedule, grid, solver) for a budget of network evaluations."""
 
 from ._gits import GitsGrid as GitsGrid
 from ._gits import default_fine_times as default_fine_times
 from ._gits import gits_grid as gits_grid
 from ._gits import jump_costs as jump_costs
 from ._gits import least_cost_path as least_cost_path
+from ._select import Candidate as Candidate
+from ._select import Selection as Selection
+from ._select import endpoint_error as endpoint_error
+from ._select import power_times as power_times
+from ._select import select_sampler as select_sampler
 from ._statistics import chord_deviation as chord_deviation
 from ._statistics import eps_angle as eps_angle
 from ._statistics import score_deviation as score_deviation
 from ._teacher import teacher_trajectory as teacher_trajectory
 
 __all__ = ["GitsGrid", "default_fine_times", "gits_grid", "jump_costs", "least_cost_path",
+           "Candidate", "Selection", "endpoint_error", "power_times", "select_sampler",
            "chord_deviation", "eps_angle", "score_deviation", "teacher_trajectory"]

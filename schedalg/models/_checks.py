@@ -8,11 +8,10 @@ Finiteness needs the values: reading a device flag back on the host (``bool(t)``
 * ``"deferred"`` (the default): no sync and at most one reduction kernel per call. A
   small CPU output (at most :attr:`FiniteGuard.KEEP_NUMEL` entries, while the outputs kept
   hold at most :attr:`FiniteGuard.KEEP_BUDGET` entries in all) is kept by reference, at
-  no cost per call; any other output is reduced to ``sum(output)`` on its device (in its
-  dtype, float32 for 16-bit outputs, so no conversion copy). NaN and inf propagate
-  through a sum (``inf - inf`` is NaN), so a sum is non-finite whenever its output had a
-  non-finite value; a finite output could only be flagged if its entries summed beyond
-  ``3e38`` (float32), far outside what a network predicts. :meth:`FiniteGuard.raise_if_bad`
+  no cost per call; any other output is reduced to ``sum(output)`` in float64 on its
+  device (one kernel). NaN and inf propagate through a sum (``inf - inf`` is NaN), so a
+  sum is non-finite exactly when its output had a non-finite value (a float64 sum of
+  finite network outputs cannot overflow in practice). :meth:`FiniteGuard.raise_if_bad`
   checks what was kept with a few batched operations and one host read per group, after
   the loop, and raises naming the first bad step and its time. A denoiser called many
   times without :meth:`~FiniteGuard.raise_if_bad` keeps bounded memory: past
@@ -121,13 +120,12 @@ class FiniteGuard:
                 self._raise(step)
             return
         records = self._records
-        size = out.numel()
-        if out.is_cpu and size <= self.KEEP_NUMEL and self._kept + size <= self.KEEP_BUDGET:
+        size = out.numel()  # a symbolic size while tracing (torch.export): not kept, no guard on it
+        if type(size) is int and out.is_cpu and size <= self.KEEP_NUMEL and self._kept + size <= self.KEEP_BUDGET:
             self._kept += size
             records.append((step, out, True))
         else:
-            wide = out.dtype == torch.float16 or out.dtype == torch.bfloat16
-            records.append((step, out.sum(dtype=torch.float32) if wide else out.sum(), False))
+            records.append((step, out.sum(dtype=torch.float64), False))
         if len(records) >= self.FOLD_AT:
             self._fold()
 

@@ -15,6 +15,9 @@ with the coefficients derived by SymPy (:meth:`CompiledSchedule.prediction_coeff
 the whole time grid in float64, before the loop; a call then indexes these tables, runs
 the network once (classifier-free guidance: once on a doubled batch) and forms
 ``(x0_hat, eps_hat)`` in the dtype of ``x`` with no SymPy work and no host sync.
+:meth:`PreparedNetwork.raw` and :meth:`PreparedNetwork.affine_output` expose the two
+halves (the checked network output ``p`` and the four coefficients as floats), so that a
+sampler can fold the coefficients into an affine solver step (:mod:`schedalg.sampling._fused`).
 """
 
 from __future__ import annotations
@@ -98,7 +101,8 @@ class NetworkDenoiser:
     check_finite:
         ``"deferred"`` (default), ``"eager"`` or ``"off"``. Detecting NaN/inf needs the
         values on the host, a sync the sampling loop must not make; so by default each
-        call only folds ``isfinite(out).all()`` into a device flag (no sync), and
+        call only records the output (small CPU outputs by reference, others as a float64
+        sum on the device; see :class:`~schedalg.models._checks.FiniteGuard`; no sync), and
         :meth:`PreparedNetwork.finish` (which samplers call once after the loop) raises
         :class:`~schedalg.models.NetworkOutputError` naming the first bad step and its
         time. ``"eager"`` raises at the bad step itself at one sync per step (debugging).

@@ -24,6 +24,7 @@ from ._sampler import Sampler as Sampler
 from ._sampler import SamplerStep as SamplerStep
 from ._sampler import sample as sample
 from ._solver import SOLVERS as SOLVERS
+from ._solver import AffineStep as AffineStep
 from ._solver import Plan as Plan
 from ._solver import Solver as Solver
 from ._solver import get_solver as get_solver
@@ -31,7 +32,7 @@ from ._solver import register_solver as register_solver
 
 __all__ = ["solvers", "ExportError", "GridError", "SamplingError", "SolverError", "GRID_QUANTITIES", "TimeGrid",
            "per_sample_normal", "Sampler", "SamplerStep", "sample", "SOLVERS", "Plan", "Solver", "get_solver",
-           "register_solver"]
+           "register_solver", "AffineStep"]
 
 from ._export import SamplerModule as SamplerModule
 from ._export import export_sampler as export_sampler

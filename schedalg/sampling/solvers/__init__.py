@@ -12,6 +12,7 @@ name               order  stochastic  scheme
 ``heun3``          3      no          Heun's third-order Runge-Kutta in t (3 evaluations)
 ``rk3``            3      no          Kutta's third-order Runge-Kutta in t (3 evaluations)
 ``rk4``            4      no          classical fourth-order Runge-Kutta in t (4 evaluations)
+``dpm_3s``         3      no          single-step DPM-Solver-3 in data prediction, log-SNR
 ``euler_maruyama`` 1      yes         Euler-Maruyama, any diffusion coefficient e
 ``ancestral``      1      yes         ancestral / DDPM posterior step (eta)
 =================  =====  ==========  ==========================================
@@ -19,6 +20,7 @@ name               order  stochastic  scheme
 
 from ._ancestral import Ancestral as Ancestral
 from ._ddim import DDIM as DDIM
+from ._dpm_single import DPMSolver3S as DPMSolver3S
 from ._dpmpp import DPMSolverPP2M as DPMSolverPP2M
 from ._dpmpp import DPMSolverPP3M as DPMSolverPP3M
 from ._euler import Euler as Euler
@@ -31,4 +33,4 @@ from ._rk import ExplicitRungeKutta as ExplicitRungeKutta
 from ._rk import Heun3 as Heun3
 
 __all__ = ["Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "Euler", "EulerMaruyama", "Heun", "Midpoint",
-           "ExplicitRungeKutta", "Heun3", "RK3", "RK4"]
+           "DPMSolver3S", "ExplicitRungeKutta", "Heun3", "RK3", "RK4"]

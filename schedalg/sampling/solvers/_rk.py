@@ -124,17 +124,17 @@ class ExplicitRungeKutta(Solver):
 
     def plan(self, grid: TimeGrid) -> Plan:
         plan = super().plan(grid)
-        return dataclasses.replace(plan, extra={"stages": self._stage_indices(grid)})
+        stages = self._stage_indices(grid)
+        return dataclasses.replace(plan, extra={"stages": stages, "output": max(len(s) for s in stages)})
 
     def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
              noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
         index = plan.extra["stages"][i]
-        out_row = max(len(t) for t in plan.extra["stages"])
         predictions: list[tuple[torch.Tensor, torch.Tensor]] = []
         for j, k in enumerate(index):
             state = x if j == 0 else combine((1.0, x), *self._terms(plan, i, j, predictions))
             predictions.append(denoise(state, k))
-        return combine((1.0, x), *self._terms(plan, i, out_row, predictions)), predictions[0][0], memory
+        return combine((1.0, x), *self._terms(plan, i, plan.extra["output"], predictions)), predictions[0][0], memory
 
     @staticmethod
     def _terms(plan: Plan, i: int, j: int, predictions: list) -> list[tuple[float, torch.Tensor]]:

@@ -1,0 +1,363 @@
+"""The fused sampling loop (schedalg.sampling._fused): same samples as the step-by-step loop,
+the same error reports, no host sync, and the cheap deferred finite check it relies on."""
+
+from __future__ import annotations
+
+import pytest
+import sympy
+import torch
+
+import schedalg as sa
+from schedalg.denoisers import GaussianDenoiser
+from schedalg.models import NetworkDenoiser, NetworkOutputError
+from schedalg.models._checks import FiniteGuard
+from schedalg.sampling import Sampler, TimeGrid, per_sample_normal
+from schedalg.sampling._fused import fuse
+
+AFFINE = ("euler", "ddim", "ancestral", "euler_maruyama")
+
+
+class _Mlp(torch.nn.Module):
+    """A smooth float64 network ``(x, t) -> prediction`` for 2-D states."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x, t[:, None].to(x.dtype)], dim=1))
+
+
+def _unfused(sampler: Sampler, noise: torch.Tensor, **kwargs) -> torch.Tensor:
+    steps = list(sampler.iterate(noise, **kwargs))  # iterate always runs the step-by-step loop
+    return steps[-1].x_next
+
+
+def _spy_calls(sampler: Sampler) -> dict[str, int]:
+    """Count the prepared denoiser's full calls and raw-output calls (the fused loop uses raw only)."""
+    counts = {"call": 0, "raw": 0}
+    prepared = sampler.prepared
+    target = prepared.inner if hasattr(prepared, "inner") else prepared
+    call, raw = type(target).__call__, target.raw
+
+    class Counting(type(target)):
+        def __call__(self, x, i, **cond):
+            counts["call"] += 1
+            return call(self, x, i, **cond)
+
+    def counting_raw(x, i, **cond):
+        counts["raw"] += 1
+        return raw(x, i, **cond)
+
+    target.__class__ = Counting
+    target.raw = counting_raw
+    sampler._fused = (None, None)  # rebuild the fused loop around the counting raw
+    return counts
+
+
+CASES = [  # (training schedule, prediction, grid schedule or None, t_start, t_end)
+    ("linear", "velocity", None, 0.05, 0.95),
+    ("linear", "eps", None, 0.05, 0.95),
+    ("linear", "x0", None, 0.02, 0.95),
+    ("vp_cosine", "v", None, 0.95, 0.02),
+    ("vp_cosine", "score", None, 0.9, 0.05),
+    ("linear", "velocity", "brownian_bridge", None, 0.9),  # conversion with a point-mass start
+    ("linear", "eps", "vp_cosine", 0.9, 0.1),  # conversion between ordinary schedules
+    ("vp_linear", "x0", "linear", 0.05, 0.95),
+]
+
+
+@pytest.mark.parametrize("solver", AFFINE)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(str(v) for v in c))
+def test_fused_samples_equal_the_step_by_step_loop(solver, case):
+    train, prediction, on, t_start, t_end = case
+    schedule = getattr(sa.schedules, train)()
+    denoiser = NetworkDenoiser(_Mlp(), schedule, prediction=prediction)
+    grid_schedule = schedule if on is None else getattr(sa.schedules, on)()
+    if t_start is None and solver == "euler":  # Euler in t needs sigma' finite: start inside the domain
+        t_start = 0.05
+    grid = TimeGrid.uniform(grid_schedule, 6, t_start=t_start, t_end=t_end)
+    sampler = Sampler(denoiser, grid, solver)
+    counts = _spy_calls(sampler)
+    assert sampler.fused_loop() is not None
+    noise = per_sample_normal((5, 2), 3, dtype=torch.float64)
+    fused = sampler(noise, seed=4)
+    assert counts == {"call": 0, "raw": 6} and sampler.last_nfe == 6  # the fused loop ran, one evaluation a step
+    reference = _unfused(sampler, noise, seed=4)
+    assert counts["call"] == 6
+    assert torch.isfinite(reference).all()
+    torch.testing.assert_close(fused, reference, rtol=1e-12, atol=1e-12)
+    sampler.fuse = False
+    torch.testing.assert_close(sampler(noise, seed=4), reference, rtol=0, atol=0)
+
+
+def test_fused_float32_agrees_to_rounding_and_callbacks_use_the_full_loop():
+    schedule = sa.schedules.linear()
+    mlp = _Mlp().float()
+    sampler = Sampler(NetworkDenoiser(mlp, schedule, prediction="velocity"),
+                      TimeGrid.uniform(schedule, 8, t_start=0.02, t_end=0.98), "euler")
+    noise = per_sample_normal((64, 2), 0)
+    seen = []
+    with_callback = sampler(noise, callback=seen.append)
+    assert len(seen) == 8 and all(step.x0_hat.shape == (64, 2) for step in seen)
+    torch.testing.assert_close(sampler(noise), with_callback, rtol=1e-5, atol=1e-6)
+    assert sampler(noise).dtype == torch.float32
+
+
+def test_solvers_that_are_not_affine_or_denoisers_without_a_raw_output_do_not_fuse():
+    schedule = sa.schedules.linear()
+    grid = TimeGrid.uniform(schedule, 4, t_start=0.05, t_end=0.95)
+    network = NetworkDenoiser(_Mlp(), schedule, prediction="velocity")
+    for solver in ("heun", "midpoint", "dpmpp_2m", "dpmpp_3m"):
+        assert Sampler(network, grid, solver).fused_loop() is None
+    assert Sampler(GaussianDenoiser(schedule), grid, "euler").fused_loop() is None
+    converted = Sampler(GaussianDenoiser(schedule), TimeGrid.uniform(sa.schedules.vp_cosine(), 4, t_start=0.9,
+                                                                       t_end=0.1), "euler")
+    assert converted.prepared.affine_output(0) is None and converted.fused_loop() is None
+
+
+def test_undefined_coefficients_are_left_to_the_step_by_step_loop():
+    """eps -> x0 needs alpha > 0: at the linear schedule's noise end both paths raise the same error."""
+    schedule = sa.schedules.linear()
+    sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, prediction="eps"), TimeGrid.uniform(schedule, 3), "ddim")
+    assert sampler.prepared.affine_output(0) is None and sampler.fused_loop() is None
+    with pytest.raises(NetworkOutputError, match="step 0"):
+        sampler(per_sample_normal((2, 2), 0, dtype=torch.float64))
+
+
+def _nan_after(calls_before_nan: int, fill: float = float("nan")):
+    calls = []
+
+    def net(x, t):
+        calls.append(1)
+        return torch.full_like(x, fill) if len(calls) > calls_before_nan else 0.1 * x
+
+    return net, calls
+
+
+@pytest.mark.parametrize("solver", AFFINE)
+@pytest.mark.parametrize("fill", [float("nan"), float("inf")])
+def test_a_bad_network_output_is_reported_with_its_step(solver, fill):
+    schedule = sa.schedules.vp_linear()
+    grid = TimeGrid.from_times(schedule, [0.9, 0.7, 0.5, 0.3, 0.1])
+    net, calls = _nan_after(2, fill)
+    sampler = Sampler(NetworkDenoiser(net, schedule, "eps"), grid, solver)
+    assert sampler.fused_loop() is not None
+    with pytest.raises(NetworkOutputError, match=r"step 2 \(t = 0\.5\)"):
+        sampler(torch.ones(2, 3, dtype=torch.float64), seed=0)
+    assert len(calls) == 4  # the fused loop ran to its end without a host sync, then raised
+
+
+def test_eager_and_off_modes_in_the_fused_loop():
+    schedule = sa.schedules.vp_linear()
+    grid = TimeGrid.from_times(schedule, [0.9, 0.7, 0.5, 0.3, 0.1])
+    net, calls = _nan_after(1)
+    eager = Sampler(NetworkDenoiser(net, schedule, "eps", check_finite="eager"), grid, "euler")
+    assert eager.fused_loop() is not None
+    with pytest.raises(NetworkOutputError, match=r"step 1 \(t = 0\.7\)"):
+        eager(torch.ones(2, 3, dtype=torch.float64))
+    assert len(calls) == 2  # raised at the bad step itself
+    net, calls = _nan_after(1)
+    off = Sampler(NetworkDenoiser(net, schedule, "eps", check_finite="off"), grid, "euler")
+    out = off(torch.ones(2, 3, dtype=torch.float64))
+    assert len(calls) == 4 and torch.isnan(out).all()
+
+
+def test_a_second_run_after_a_reported_failure_starts_clean():
+    schedule = sa.schedules.vp_linear()
+    grid = TimeGrid.from_times(schedule, [0.9, 0.5, 0.1])
+    flag = {"bad": True}
+
+    def net(x, t):
+        return torch.full_like(x, float("nan")) if flag["bad"] else 0.1 * x
+
+    sampler = Sampler(NetworkDenoiser(net, schedule, "eps"), grid, "ddim")
+    with pytest.raises(NetworkOutputError, match="step 0"):
+        sampler(torch.ones(2, 2, dtype=torch.float64))
+    flag["bad"] = False
+    assert torch.isfinite(sampler(torch.ones(2, 2, dtype=torch.float64))).all()
+
+
+@pytest.mark.parametrize("solver", AFFINE)
+def test_fused_inputs_are_never_modified_in_place(solver):
+    schedule = sa.schedules.linear()
+    # a network that returns its own input: the fused update must not write into it
+    sampler = Sampler(NetworkDenoiser(lambda x, t: x, schedule, "x0"), TimeGrid.uniform(schedule, 4, t_start=0.1,
+                                                                                       t_end=0.9), solver)
+    assert sampler.fused_loop() is not None
+    noise = per_sample_normal((3, 2), 0)
+    draws = sampler.draws(noise, seed=0)
+    kept = (noise.clone(), None if draws is None else draws.clone())
+    sampler(noise, draws=draws, scale_noise=False)
+    assert torch.equal(noise, kept[0]) and (draws is None or torch.equal(draws, kept[1]))
+
+
+HOST_READS = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+
+@pytest.mark.parametrize("solver", AFFINE)
+@pytest.mark.parametrize("converted", [False, True])
+def test_fused_loop_makes_no_host_sync_and_no_sympy_call(solver, converted, monkeypatch):
+    schedule = sa.schedules.linear()
+    grid_schedule = sa.schedules.vp_cosine() if converted else schedule
+    grid = TimeGrid.uniform(grid_schedule, 4, t_start=0.9 if converted else 0.05, t_end=0.1 if converted else 0.95)
+    sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, prediction="velocity"), grid, solver)
+    loop = sampler.fused_loop()
+    assert loop is not None
+    x = sampler.initial_state(per_sample_normal((3, 2), 0, dtype=torch.float64))
+    draws = sampler.draws(x, seed=0)
+    loop.run(x, draws, {})  # warm-up: the wrapper casts its tables once per dtype and device
+    sampler.prepared.finish()
+    calls: list[str] = []
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda self, *a, _n=name, _o=original, **k: calls.append(_n)
+                            or _o(self, *a, **k))
+    for name in ("sympify", "simplify", "lambdify", "diff", "limit"):
+        original = getattr(sympy, name)
+        monkeypatch.setattr(sympy, name, lambda *a, _n=name, _o=original, **k: calls.append(_n) or _o(*a, **k))
+    with torch.no_grad():
+        loop.run(x, draws, {})
+    monkeypatch.undo()
+    assert calls == []
+    sampler.prepared.finish()
+
+
+def test_the_sync_spy_sees_an_eager_check():
+    """The spy above works: the same loop in eager mode reads a flag back at every step."""
+    schedule = sa.schedules.linear()
+    sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, prediction="velocity", check_finite="eager"),
+                      TimeGrid.uniform(schedule, 3, t_start=0.1, t_end=0.9), "euler")
+    reads = []
+    original = torch.Tensor.__bool__
+    torch.Tensor.__bool__ = lambda self: reads.append(1) or original(self)
+    try:
+        sampler.fused_loop().run(per_sample_normal((2, 2), 0, dtype=torch.float64), None, {})
+    finally:
+        torch.Tensor.__bool__ = original
+    assert len(reads) == 3
+
+
+def test_export_of_a_fused_converted_sampler_is_bitwise_identical(tmp_path):
+    from schedalg.sampling import export_sampler, load_sampler
+
+    schedule = sa.schedules.linear()
+    sampler = Sampler(NetworkDenoiser(_Mlp().float(), schedule, prediction="velocity"),
+                      TimeGrid.uniform(sa.schedules.brownian_bridge(), 5, t_end=0.9), "euler_maruyama")
+    assert sampler.fused_loop() is not None
+    noise = per_sample_normal((4, 2), 1)
+    loaded = load_sampler(export_sampler(sampler, tmp_path / "s.pt", noise))
+    x = sampler.initial_state(noise)
+    assert torch.equal(loaded(x, sampler.draws(x, seed=2)), sampler(noise, seed=2))
+
+
+def test_fuse_sums_the_weights_of_both_affine_maps():
+    """A_i = c_x + c_0 a_x + c_e e_x and B_i = c_0 a_p + c_e e_p (zero solver weights left out)."""
+    schedule = sa.schedules.linear()
+    grid = TimeGrid.uniform(schedule, 3, t_start=0.1, t_end=0.9)
+    sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, prediction="eps"), grid, "euler")
+    loop = fuse(sampler.solver, sampler.plan, sampler.prepared)
+    for i, (a, b, c) in enumerate(loop.coefficients):
+        step = sampler.solver.affine(sampler.plan, i)
+        x0_x, x0_p, eps_x, eps_p = sampler.prepared.affine_output(i)
+        assert a == pytest.approx(step.x + step.x0 * x0_x + step.eps * eps_x, rel=1e-15)
+        assert b == pytest.approx(step.x0 * x0_p + step.eps * eps_p, rel=1e-15)
+        assert c == 0.0
+
+
+# ------------------------------------------------------------------ the deferred finite check
+
+
+def _guard(times: int = 6) -> FiniteGuard:
+    return FiniteGuard("deferred", torch.linspace(0.0, 1.0, times, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("shape", [(3, 2), (64, 80)])  # kept by reference / reduced to a sum
+def test_deferred_guard_names_the_first_bad_step(shape):
+    guard = _guard()
+    assert (shape[0] * shape[1] <= guard.KEEP_NUMEL) == (shape == (3, 2))
+    for step in range(6):
+        out = torch.ones(shape)
+        if step in (2, 4):
+            out[1, 1] = float("nan") if step == 2 else float("-inf")
+        guard.observe(out, step)
+    with pytest.raises(NetworkOutputError, match=r"step 2 \(t = 0\.4\)"):
+        guard.raise_if_bad()
+    guard.raise_if_bad()  # reset: nothing left to report
+
+
+def test_deferred_guard_with_mixed_records_folding_and_no_false_alarm():
+    guard = _guard()
+    guard.FOLD_AT = 4  # fold into per-step slots early (bounded memory)
+    big = torch.full((64, 80), 1e35)  # finite entries whose float32 sum overflows: not a failure
+    for step in range(6):
+        guard.observe(torch.ones(2, 2) if step % 2 else big, step)
+    guard.raise_if_bad()
+    for step in range(6):
+        guard.observe(torch.ones(3 + step, 2), step)  # different shapes
+    guard.observe(torch.full((2, 2), float("nan")), 5)
+    with pytest.raises(NetworkOutputError, match="step 5"):
+        guard.raise_if_bad()
+
+
+def test_deferred_guard_keeps_bounded_references():
+    guard = _guard()
+    for step in range(6):
+        guard.observe(torch.ones(64), step)
+    assert guard._kept == 6 * 64
+    guard.KEEP_BUDGET = 64 * 6  # full: the next small output is reduced instead of kept
+    guard.observe(torch.full((64,), float("inf")), 3)
+    assert guard._kept == 6 * 64 and guard._records[-1][2] is False
+    with pytest.raises(NetworkOutputError, match="step 3"):
+        guard.raise_if_bad()
+    assert guard._kept == 0 and guard._records == []
+
+
+def test_every_declared_affine_step_matches_the_solvers_own_step():
+    """For each registered solver that declares ``affine``, the declared weights reproduce ``step``."""
+    from schedalg.sampling import SOLVERS
+    from schedalg.sampling._solver import combine
+
+    schedule = sa.schedules.linear()
+    grid = TimeGrid.uniform(schedule, 4, t_start=0.05, t_end=0.95)
+    declared = []
+    for name in sorted(SOLVERS):
+        sampler = Sampler(GaussianDenoiser(schedule, 0.3, 0.5), grid, name)
+        solver, plan = sampler.solver, sampler.plan
+        x = per_sample_normal((3, 2), 0, dtype=torch.float64)
+        noise = per_sample_normal((3, 2), 1, dtype=torch.float64)
+        for i in range(grid.n_steps):
+            step = solver.affine(plan, i)
+            if step is None:
+                continue
+            declared.append(name)
+            x0, eps = sampler.prepared(x, i)
+            expected, _, _ = solver.step(plan, i, x, sampler.prepared, solver.init_memory(), noise)
+            got = combine((step.x, x), (step.x0, x0), (step.eps, eps), (step.noise, noise))
+            torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-13)
+    assert set(AFFINE) <= set(declared)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA for sync debug mode")
+@pytest.mark.parametrize("solver", AFFINE)
+def test_cuda_fused_loop_under_sync_debug_mode(solver):
+    schedule = sa.schedules.linear()
+    grid = TimeGrid.uniform(schedule, 4, t_start=0.05, t_end=0.95)
+    sampler = Sampler(NetworkDenoiser(_Mlp().float().cuda(), schedule, prediction="velocity"), grid, solver)
+    noise = per_sample_normal((8, 2), 0, device="cuda")
+    draws = sampler.draws(noise, seed=0)
+    expected = sampler(noise, draws=draws)  # warm-up: device copies of the wrapper's tables
+    loop = sampler.fused_loop()
+    x = sampler.initial_state(noise)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.no_grad():
+            out = loop.run(x, draws, {})
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    sampler.prepared.finish()
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    reference = list(sampler.iterate(noise, draws=draws))[-1].x_next
+    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
