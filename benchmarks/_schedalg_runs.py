@@ -30,9 +30,10 @@ from schedalg.sampling import Sampler, TimeGrid
 
 from ._problem import Problem, Run
 
-SOLVERS = ("euler", "heun", "midpoint", "ddim", "dpmpp_2m", "dpmpp_3m", "heun3", "rk3", "rk4", "dpm_3s")
+SOLVERS = ("euler", "heun", "midpoint", "ddim", "dpmpp_2m", "dpmpp_3m", "heun3", "rk3", "rk4", "rk4_38", "dpm_3s")
 SELECTION_SEED = 5150  # calibration noise of the calibrated rows; disjoint from EVAL_SEED and CALIBRATION_SEED
-SELECTION_SOLVERS = ("rk4", ("rk4", {"final_heun3": False}), "heun3", "rk3", "midpoint", "heun")
+SELECTION_SOLVERS = ("rk4", ("rk4", {"final_heun3": False}), "rk4_38", ("rk4_38", {"final_heun3": False}), "heun3",
+                     "rk3", "midpoint", "heun")
 SELECTION_RHOS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
 LAM_LOW, LAM_HIGH = -2 * math.log(80.0), 2 * math.log(500.0)
 

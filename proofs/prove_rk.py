@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from schedalg.sampling.solvers._rk import CLASSICAL_RK4, HEUN3, KUTTA3
+from schedalg.sampling.solvers._rk import CLASSICAL_RK4, HEUN3, KUTTA3, THREE_EIGHTHS
 
 
 def _conditions(tableau, order: int) -> list[sp.Expr]:
@@ -45,6 +45,11 @@ def test_kutta3_satisfies_the_third_order_conditions():
 def test_classical_rk4_satisfies_the_fourth_order_conditions():
     """Classical RK4: the eight conditions of the trees with at most four nodes, and A 1 = c."""
     assert all(sp.simplify(r) == 0 for r in _conditions(CLASSICAL_RK4, 4))
+
+
+def test_three_eighths_rule_satisfies_the_fourth_order_conditions():
+    """Kutta's 3/8 rule: the eight conditions of the trees with at most four nodes, and A 1 = c."""
+    assert all(sp.simplify(r) == 0 for r in _conditions(THREE_EIGHTHS, 4))
 
 
 def test_order_conditions_detect_a_wrong_tableau():

@@ -12,7 +12,7 @@ from schedalg.sampling import SOLVERS, Sampler, SolverError, TimeGrid, get_solve
 
 MEAN = torch.tensor([0.3, -0.5], dtype=torch.float64)
 VARIANCE = torch.tensor([0.2, 2.0], dtype=torch.float64)
-RK = ["heun3", "rk3", "rk4"]
+RK = ["heun3", "rk3", "rk4", "rk4_38"]
 SINGLE_STEP = RK + ["dpm_3s"]
 
 # (schedule, t_start, t_end): ends inside the domain so log-SNR grids are finite

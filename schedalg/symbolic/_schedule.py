@@ -36,8 +36,8 @@ from ._symbols import lam, t
 
 __all__ = ["Schedule", "LogSnrInverse"]
 
-#: Seconds SymPy may spend looking for a closed-form inverse before numerics take over.
-INVERSE_BUDGET_S = 0.9
+#: CPU seconds SymPy may spend looking for a closed-form inverse before numerics take over.
+INVERSE_BUDGET_S = 0.5
 
 _INVERSE_CACHE: dict[tuple, "LogSnrInverse"] = {}
 

@@ -12,6 +12,7 @@ name               order  stochastic  scheme
 ``heun3``          3      no          Heun's third-order Runge-Kutta in t (3 evaluations)
 ``rk3``            3      no          Kutta's third-order Runge-Kutta in t (3 evaluations)
 ``rk4``            4      no          classical fourth-order Runge-Kutta in t (4 evaluations)
+``rk4_38``         4      no          Kutta's fourth-order 3/8 rule in t (4 evaluations)
 ``dpm_3s``         3      no          single-step DPM-Solver-3 in data prediction, log-SNR
 ``euler_maruyama`` 1      yes         Euler-Maruyama, any diffusion coefficient e
 ``ancestral``      1      yes         ancestral / DDPM posterior step (eta)
@@ -29,8 +30,9 @@ from ._heun import Heun as Heun
 from ._midpoint import Midpoint as Midpoint
 from ._rk import RK3 as RK3
 from ._rk import RK4 as RK4
+from ._rk import RK4ThreeEighths as RK4ThreeEighths
 from ._rk import ExplicitRungeKutta as ExplicitRungeKutta
 from ._rk import Heun3 as Heun3
 
 __all__ = ["Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "Euler", "EulerMaruyama", "Heun", "Midpoint",
-           "DPMSolver3S", "ExplicitRungeKutta", "Heun3", "RK3", "RK4"]
+           "DPMSolver3S", "ExplicitRungeKutta", "Heun3", "RK3", "RK4", "RK4ThreeEighths"]

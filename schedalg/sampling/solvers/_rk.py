@@ -22,6 +22,7 @@ name       order  evals   tableau
 ``heun3``  3      3       Heun's third order: c = (0, 1/3, 2/3), b = (1/4, 0, 3/4)
 ``rk3``    3      3       Kutta's third order: c = (0, 1/2, 1), b = (1/6, 2/3, 1/6)
 ``rk4``    4      4       classical Runge-Kutta: c = (0, 1/2, 1/2, 1), b = (1, 2, 2, 1)/6
+``rk4_38`` 4      4       Kutta's 3/8 rule: c = (0, 1/3, 2/3, 1), b = (1, 3, 3, 1)/8
 =========  =====  ======  =============================================================
 """
 
@@ -36,7 +37,8 @@ import torch
 from .._grid import TimeGrid
 from .._solver import Denoise, Plan, Solver, combine, register_solver
 
-__all__ = ["Tableau", "ExplicitRungeKutta", "Heun3", "RK3", "RK4", "HEUN3", "KUTTA3", "CLASSICAL_RK4"]
+__all__ = ["Tableau", "ExplicitRungeKutta", "Heun3", "RK3", "RK4", "RK4ThreeEighths", "HEUN3", "KUTTA3", "CLASSICAL_RK4",
+           "THREE_EIGHTHS"]
 
 
 class Tableau(NamedTuple):
@@ -57,6 +59,8 @@ HEUN3 = _tableau((0, F(1, 3), F(2, 3)), ((), (F(1, 3),), (0, F(2, 3))), (F(1, 4)
 KUTTA3 = _tableau((0, F(1, 2), 1), ((), (F(1, 2),), (-1, 2)), (F(1, 6), F(2, 3), F(1, 6)))
 CLASSICAL_RK4 = _tableau((0, F(1, 2), F(1, 2), 1), ((), (F(1, 2),), (0, F(1, 2)), (0, 0, 1)),
                          (F(1, 6), F(1, 3), F(1, 3), F(1, 6)))
+THREE_EIGHTHS = _tableau((0, F(1, 3), F(2, 3), 1), ((), (F(1, 3),), (F(-1, 3), 1), (1, -1, 1)),
+                         (F(1, 8), F(3, 8), F(3, 8), F(1, 8)))
 
 
 class ExplicitRungeKutta(Solver):
@@ -169,3 +173,12 @@ class RK4(ExplicitRungeKutta):
     name = "rk4"
     order = 4
     tableau = CLASSICAL_RK4
+
+
+@register_solver
+class RK4ThreeEighths(ExplicitRungeKutta):
+    """Kutta's fourth-order 3/8 rule in ``t`` (nodes 0, 1/3, 2/3, 1); last step Heun3 where ``sigma`` ends at 0."""
+
+    name = "rk4_38"
+    order = 4
+    tableau = THREE_EIGHTHS
