@@ -50,14 +50,18 @@ def test_diffusers_and_flow_matching_runs(problem):
     assert fm["euler"].nfe == 10 and fm["midpoint"].nfe == 10 and fm["rk4"].nfe == 8
 
 
-@pytest.mark.parametrize("method, steps, budget", [("midpoint", 5, 10), ("heun3", 3, 9)])
-def test_schedalg_equals_flow_matching_on_the_same_algorithm(problem, method, steps, budget):
-    """Same tableau (midpoint; Heun's third order), linear path, uniform t in both libraries: same endpoint."""
+@pytest.mark.parametrize("method, ours, options, steps, budget", [
+    ("midpoint", "midpoint", {}, 5, 10), ("heun3", "heun3", {}, 3, 9),
+    ("rk4", "rk4_38", {"final_heun3": False}, 2, 8),  # torchdiffeq's "rk4" is Kutta's 3/8 rule
+])
+def test_schedalg_equals_flow_matching_on_the_same_algorithm(problem, method, ours, options, steps, budget):
+    """Same tableau, linear path, uniform t in both libraries: same endpoint."""
     fm = {r.sampler: r for r in _peers.flow_matching_runs(problem, budget)}[method]
-    ours = _schedalg_runs._run(problem, problem.denoiser(sa.schedules.linear()),
-                               sa.sampling.TimeGrid.uniform(sa.schedules.linear(), steps), method, "linear/uniform")
-    assert ours.nfe == fm.nfe == budget
-    assert ours.error == pytest.approx(fm.error, rel=1e-6)
+    run = _schedalg_runs._run(problem, problem.denoiser(sa.schedules.linear()),
+                              sa.sampling.TimeGrid.uniform(sa.schedules.linear(), steps),
+                              sa.sampling.get_solver(ours, **options), "linear/uniform", label=ours)
+    assert run.nfe == fm.nfe == budget
+    assert run.error == pytest.approx(fm.error, rel=1e-6)
 
 
 def test_calibrated_run_is_chosen_on_separate_noise_and_measured_on_the_evaluation_noise(problem):
