@@ -26,14 +26,20 @@ import torch
 
 import schedalg as sa
 from schedalg.geometry import default_fine_times, jump_costs, least_cost_path, select_sampler, teacher_trajectory
+from schedalg.geometry._select import VARIANCES
 from schedalg.sampling import Sampler, TimeGrid
 
 from ._problem import Problem, Run
 
 SOLVERS = ("euler", "heun", "midpoint", "ddim", "dpmpp_2m", "dpmpp_3m", "heun3", "rk3", "rk4", "rk4_38", "dpm_3s")
 SELECTION_SEED = 5150  # calibration noise of the calibrated rows; disjoint from EVAL_SEED and CALIBRATION_SEED
+# vddim / vdpmpp_2m are listed without a variance: select_sampler tries each of its `variances`
 SELECTION_SOLVERS = ("rk4", ("rk4", {"final_heun3": False}), "rk4_38", ("rk4_38", {"final_heun3": False}), "heun3",
-                     "rk3", "midpoint", "heun")
+                     "rk3", "midpoint", "heun", "vddim", "vdpmpp_2m")
+#: Sweep rows of the variance-aware solvers (linear schedule only, to keep the sweep's time down);
+#: variance 0 is already in the sweep as ddim / dpmpp_2m.
+VARIANCE_SOLVERS = tuple(sa.sampling.get_solver(name, variance=v) for name in ("vddim", "vdpmpp_2m")
+                         for v in VARIANCES if v > 0)
 SELECTION_RHOS = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5)
 LAM_LOW, LAM_HIGH = -2 * math.log(80.0), 2 * math.log(500.0)
 
@@ -119,7 +125,8 @@ def _grid_builders(gits: GitsCache) -> dict[str, Callable[[str, sa.Schedule, int
     }
 
 
-def _fit_budget(build: Callable[[int], TimeGrid | None], solver: str, budget: int) -> TimeGrid | None:
+def _fit_budget(build: Callable[[int], TimeGrid | None], solver: str | sa.sampling.Solver,
+                budget: int) -> TimeGrid | None:
     """The grid with the most steps whose exact NFE for ``solver`` fits ``budget``."""
     for steps in range(budget, 0, -1):
         grid = build(steps)
@@ -128,6 +135,13 @@ def _fit_budget(build: Callable[[int], TimeGrid | None], solver: str, budget: in
         if sa.sampling.get_solver(solver).plan(grid).nfe <= budget:
             return grid
     return None
+
+
+def _label(solver: str | sa.sampling.Solver) -> str:
+    """A sweep row's sampler name: the registry name, plus ``(variance=v)`` for the variance-aware solvers."""
+    if isinstance(solver, str):
+        return solver
+    return solver.name + "".join(f"(variance={v:g})" for k, v in vars(solver).items() if k == "variance")
 
 
 def _run(problem: Problem, denoiser, grid: TimeGrid, solver, system_grid: str, note: str = "",
@@ -158,10 +172,10 @@ def schedalg_runs(problem: Problem, budget: int, *, gits: GitsCache,
         for grid_name, builder in builders.items():
             if grid_names and grid_name not in grid_names:
                 continue
-            for solver in SOLVERS:
+            for solver in SOLVERS + (VARIANCE_SOLVERS if name == "linear" else ()):
                 grid = _fit_budget(lambda steps: builder(name, schedule, steps), solver, budget)
                 if grid is not None:
-                    yield _run(problem, denoiser, grid, solver, f"{name}/{grid_name}")
+                    yield _run(problem, denoiser, grid, solver, f"{name}/{grid_name}", label=_label(solver))
 
 
 def converted_runs(problem: Problem, budget: int, *, gits: GitsCache) -> Iterator[Run]:

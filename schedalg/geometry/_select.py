@@ -21,6 +21,7 @@ schedule. Each candidate gets the most steps whose exact NFE fits the budget.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import inspect
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -29,7 +30,10 @@ from ..errors import SchedalgError
 from ..models._contract import Denoiser
 from ..symbolic import Schedule
 
-__all__ = ["Candidate", "Selection", "power_times", "endpoint_error", "select_sampler"]
+__all__ = ["Candidate", "Selection", "power_times", "endpoint_error", "select_sampler", "VARIANCES"]
+
+#: Default data variances tried for solvers that take a ``variance`` option (log-spaced, plus 0).
+VARIANCES: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1)
 
 
 @dataclass(frozen=True)
@@ -94,11 +98,27 @@ def _options_of(solver: str | tuple[str, Mapping[str, Any]]) -> tuple[str, tuple
     raise SchedalgError("a solver name or a (name, options) pair", repr(solver), "e.g. ('rk4', {'final_heun3': False})")
 
 
+def _expand_variances(entries: Sequence[tuple[str, tuple[tuple[str, Any], ...]]],
+                      variances: Sequence[float]) -> list[tuple[str, tuple[tuple[str, Any], ...]]]:
+    """One entry per variance for solvers that take a ``variance`` option and were given none."""
+    from ..sampling import SOLVERS
+
+    out = []
+    for name, options in entries:
+        takes_variance = name in SOLVERS and "variance" in inspect.signature(SOLVERS[name]).parameters
+        if takes_variance and "variance" not in dict(options):
+            out.extend((name, tuple(sorted(options + (("variance", float(v)),)))) for v in variances)
+        else:
+            out.append((name, options))
+    return out
+
+
 def select_sampler(denoiser: Denoiser, calibration_noise: torch.Tensor, budget: int, *,
                    schedules: Mapping[str, Schedule] | None = None,
                    solvers: Sequence[str | tuple[str, Mapping[str, Any]]] = ("rk4", "heun3", "midpoint", "heun"),
                    rhos: Sequence[float] = (1.0, 1.25, 1.5, 2.0),
-                   reference_steps: int = 64, reference_rho: float = 1.5) -> Selection:
+                   reference_steps: int = 64, reference_rho: float = 1.5,
+                   variances: Sequence[float] = VARIANCES) -> Selection:
     """Measure every ``schedule x rho x solver`` on ``calibration_noise``; best first.
 
     ``schedules``: name -> schedule of the grid (default: the denoiser's own). Candidates
@@ -106,6 +126,8 @@ def select_sampler(denoiser: Denoiser, calibration_noise: torch.Tensor, budget: 
     that is infinite at an end) or that fit no step into ``budget`` are left out; if none
     is left, an error says so. The reference for each distinct start is the classical RK4
     on ``reference_steps`` steps of the ``reference_rho`` grid of that schedule.
+    ``variances``: the values tried for solvers that take a ``variance`` option and were
+    listed without one (see the module docstring).
     """
     from ..sampling import Sampler, TimeGrid, get_solver
 
@@ -115,12 +137,12 @@ def select_sampler(denoiser: Denoiser, calibration_noise: torch.Tensor, budget: 
         raise SchedalgError("calibration noise as a torch.Tensor (B, ...)", type(calibration_noise).__name__,
                             "draw it with a generator seeded apart from the evaluation noise")
     schedules = {denoiser.schedule.name: denoiser.schedule} if schedules is None else dict(schedules)
+    entries = _expand_variances([_options_of(entry) for entry in solvers], variances)
     references: dict[tuple[str, float], torch.Tensor] = {}
     measured = []
     for schedule_name, schedule in schedules.items():
         for rho in rhos:
-            for entry in solvers:
-                name, options = _options_of(entry)
+            for name, options in entries:
                 solver = get_solver(name, **dict(options))
                 try:
                     grid = _fit_budget(schedule, rho, solver, budget, TimeGrid)

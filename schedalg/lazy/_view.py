@@ -112,24 +112,16 @@ class LazyDenoiser:
         """A :class:`schedalg.sampling.TimeGrid` on :attr:`schedule` at the free-coordinate values ``grid``.
 
         For running the named solvers of :mod:`schedalg.sampling` on the lazy family (a
-        scalar std). The grid's quantities at the two ends are replaced by their exact
-        SymPy values: in float64 ``cos(pi/2)`` is ``6e-17``, not 0, which would leave a
-        finite log-SNR (about 75) at the data end and a huge last step for multistep solvers.
+        scalar std). Times at the ends of the domain get exact end values from
+        :class:`~schedalg.sampling.TimeGrid` (``cos(pi/2)`` is ``6e-17`` in float64, not 0).
         """
-        from ..sampling import GRID_QUANTITIES, TimeGrid
-        from ..symbolic._schedule import _value_at
+        from ..sampling import TimeGrid
 
         if not self.standardization.is_scalar:
             raise LazyGridError("a scalar std for the solvers of schedalg.sampling (one schedule for all channels)",
                                 f"one std per channel, shape {tuple(self.standardization.std.shape)}",
                                 "use lazy_ode_sample / point_mass_sample, which give each channel its coordinate")
-
-        grid = TimeGrid.from_times(self.schedule, self._check_grid(grid))
-        for name in GRID_QUANTITIES:
-            values = getattr(grid, name)
-            for index, end, side in ((0, self.schedule.domain[0], "+"), (-1, self.schedule.domain[1], "-")):
-                values[index] = _value_at(getattr(self.schedule, name), end, side)
-        return grid
+        return TimeGrid.from_times(self.schedule, self._check_grid(grid))
 
     def prepare(self, grid: Any) -> "PreparedLazy":
         """Precompute network times, family coordinates and scales for ``grid`` (free coordinate)."""

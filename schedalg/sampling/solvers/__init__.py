@@ -16,6 +16,8 @@ name               order  stochastic  scheme
 ``dpm_3s``         3      no          single-step DPM-Solver-3 in data prediction, log-SNR
 ``euler_maruyama`` 1      yes         Euler-Maruyama, any diffusion coefficient e
 ``ancestral``      1      yes         ancestral / DDPM posterior step (eta)
+``vddim``          1      no          DDIM exact for Gaussian data of variance v
+``vdpmpp_2m``      2      no          2-step exponential integrator on the mean estimate, variance v
 =================  =====  ==========  ==========================================
 """
 
@@ -33,6 +35,9 @@ from ._rk import RK4 as RK4
 from ._rk import RK4ThreeEighths as RK4ThreeEighths
 from ._rk import ExplicitRungeKutta as ExplicitRungeKutta
 from ._rk import Heun3 as Heun3
+from ._variance_ddim import VarianceDDIM as VarianceDDIM
+from ._variance_ddim import VarianceDPMSolverPP2M as VarianceDPMSolverPP2M
 
 __all__ = ["Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "Euler", "EulerMaruyama", "Heun", "Midpoint",
-           "DPMSolver3S", "ExplicitRungeKutta", "Heun3", "RK3", "RK4", "RK4ThreeEighths"]
+           "DPMSolver3S", "ExplicitRungeKutta", "Heun3", "RK3", "RK4", "RK4ThreeEighths",
+           "VarianceDDIM", "VarianceDPMSolverPP2M"]
