@@ -107,7 +107,7 @@ def _expand_variances(entries: Sequence[tuple[str, tuple[tuple[str, Any], ...]]]
     for name, options in entries:
         takes_variance = name in SOLVERS and "variance" in inspect.signature(SOLVERS[name]).parameters
         if takes_variance and "variance" not in dict(options):
-            out.extend((name, tuple(sorted(options + (("variance", float(v)),)))) for v in variances)
+            out.extend((name, tuple(sorted(options + (("variance", v),)))) for v in variances)
         else:
             out.append((name, options))
     return out

@@ -1,4 +1,4 @@
-"""Variance-aware exponential integrators: DDIM and DPM-Solver++(2M) for data of variance ``v`` per component.
+"""Variance-aware exponential integrators (DDIM and a 2-step multistep) for data of variance ``v`` per component.
 
 For Gaussian data ``N(mu, v I)`` the probability-flow ODE has the exact map
 
@@ -11,8 +11,8 @@ In general, with the *mean estimate* ``r = x0_hat - (alpha v / sigma) eps_hat`` 
     x_n = (c_n/c_t) x_t + c_n int_{l_t}^{l_n} e^l r(l) dl.
 
 This is DPM-Solver++'s variation-of-constants formula (Lu et al. 2022, eq. 9) with
-``sigma -> c``, ``log(alpha/sigma) -> l`` and ``x0_hat -> r``; ``v = 0`` gives back DDIM and
-DPM-Solver++(2M). Holding ``r`` constant (``vddim``, one evaluation per step):
+``sigma -> c``, ``log(alpha/sigma) -> l`` and ``x0_hat -> r``; ``v = 0`` gives back the
+data-prediction exponential integrators (DDIM, DPM-Solver++). Holding ``r`` constant (``vddim``, one evaluation per step):
 
     x_n = alpha_n x0_hat + [(c_n c_t - alpha_n alpha_t v)/sigma_t] eps_hat,
 
@@ -36,12 +36,13 @@ With ``v > 0``, ``c > 0`` at the data end, so the last step keeps second order t
 from __future__ import annotations
 
 import math
+
 import torch
 
 from .._grid import TimeGrid
+from .._phi import h_phi
 from .._solver import Denoise, Plan, Solver, SolverError, combine, register_solver
 from ._ddim import DDIM
-from .._phi import h_phi
 
 __all__ = ["VarianceDDIM", "VarianceDPMSolverPP2M", "variance_scale"]
 
@@ -110,8 +111,8 @@ class VarianceDPMSolverPP2M(_VarianceOption, Solver):
 
     def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
         alpha, sigma = grid.alpha.tolist(), grid.sigma.tolist()
-        c = variance_scale(grid, self.variance).tolist()
-        ell = (torch.log(grid.alpha) - torch.log(variance_scale(grid, self.variance))).tolist()
+        scale = variance_scale(grid, self.variance)
+        c, ell = scale.tolist(), (torch.log(grid.alpha) - torch.log(scale)).tolist()  # l = log(alpha/c)
         out: dict[str, list[float]] = {"x": [], "m0": [], "m1": [], "r_eps": []}
         for i in range(grid.n_steps):
             h = ell[i + 1] - ell[i]
@@ -120,7 +121,7 @@ class VarianceDPMSolverPP2M(_VarianceOption, Solver):
                                   f"l = {ell[i]:.6g} -> {ell[i + 1]:.6g} at step {i}", None)
             h0 = ell[i] - ell[i - 1] if i >= 1 else math.inf
             a = alpha[i + 1]
-            out["x"].append(0.0 if c[i + 1] == 0.0 else c[i + 1] / c[i])
+            out["x"].append(0.0 if c[i + 1] == 0.0 else (math.inf if c[i] == 0.0 else c[i + 1] / c[i]))
             if h == math.inf or h0 == math.inf:
                 out["m0"].append(a * h_phi(1, h))
                 out["m1"].append(0.0)
