@@ -12,24 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schedalg as sa
+from _order import CASES, MEAN, VARIANCE
+from _order import fitted_order as _slope
 from schedalg.denoisers import GaussianDenoiser
 from schedalg.sampling import SOLVERS, Sampler, SolverError, TimeGrid, get_solver, per_sample_normal
 from schedalg.sampling.solvers._dpmpp import multistep_weights
 
-MEAN = torch.tensor([0.3, -0.5], dtype=torch.float64)
-VARIANCE = torch.tensor([0.2, 2.0], dtype=torch.float64)
 DETERMINISTIC = [name for name, cls in SOLVERS.items() if not cls.stochastic]
 
-# (schedule, t_start, t_end): both ends inside the domain so log-SNR grids are finite
-CASES = {
-    "linear": (sa.schedules.linear, 0.02, 0.98),
-    "vp_cosine": (sa.schedules.vp_cosine, 0.98, 0.02),
-    "edm": (sa.schedules.edm, 10.0, 0.05),
-}
 
-
-def _slope(steps: list[int], errors: list[float]) -> float:
-    return float(-np.polyfit(np.log(steps), np.log(errors), 1)[0])
 
 
 def _global_errors(schedule, start, end, solver, steps):

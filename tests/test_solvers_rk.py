@@ -7,24 +7,15 @@ import pytest
 import torch
 
 import schedalg as sa
+from _order import CASES, MEAN, VARIANCE
+from _order import fitted_order as _slope
 from schedalg.denoisers import GaussianDenoiser
 from schedalg.sampling import SOLVERS, Sampler, SolverError, TimeGrid, get_solver, per_sample_normal
 
-MEAN = torch.tensor([0.3, -0.5], dtype=torch.float64)
-VARIANCE = torch.tensor([0.2, 2.0], dtype=torch.float64)
 RK = ["heun3", "rk3", "rk4", "rk4_38"]
 SINGLE_STEP = RK + ["dpm_3s"]
 
-# (schedule, t_start, t_end): ends inside the domain so log-SNR grids are finite
-CASES = {
-    "linear": (sa.schedules.linear, 0.02, 0.98),
-    "vp_cosine": (sa.schedules.vp_cosine, 0.98, 0.02),
-    "edm": (sa.schedules.edm, 10.0, 0.05),
-}
 
-
-def _slope(steps: list[int], errors: list[float]) -> float:
-    return float(-np.polyfit(np.log(steps), np.log(errors), 1)[0])
 
 
 def _errors(schedule, solver, steps, make_grid):
