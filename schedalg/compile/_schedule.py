@@ -15,7 +15,7 @@ import torch
 
 from ..errors import DomainError
 from ..symbolic._predictions import check_prediction_kind, prediction_conversion
-from ..symbolic._schedule import Schedule, _value_at
+from ..symbolic._schedule import Schedule, value_at_end
 from ..symbolic._symbols import lam, t
 from ._compile import CompiledFunction, compile_exprs
 from ._inverse import invert_monotone
@@ -107,7 +107,7 @@ class CompiledSchedule:
 
         def ratio(s_value: float, a_value: float, end: Any, side: str) -> float:
             if a_value == 0.0 and s_value == 0.0:  # point mass: the limit decides
-                return _value_at(self.schedule.edm_sigma, end, side)
+                return value_at_end(self.schedule.edm_sigma, end, side)
             return math.inf if a_value == 0.0 else s_value / a_value
 
         lo, hi = self.schedule.domain

@@ -30,7 +30,7 @@ import torch
 
 from ..errors import DomainError, PredictionError, SchedalgError
 from ..symbolic._predictions import check_prediction_kind
-from ..symbolic._schedule import Schedule, _value_at
+from ..symbolic._schedule import Schedule, value_at_end
 from ._checks import FiniteGuard, NetworkOutputError, check_output, extract_output
 from ._guidance import guide, stack_conditions
 from ._time_inputs import input_scaling_function, time_input_function
@@ -322,7 +322,7 @@ def _end_limits(schedule: Schedule, expr: sp.Expr | None, times: torch.Tensor, v
 @lru_cache(maxsize=512)
 def _limit_at(expr: sp.Expr, end: sp.Expr, side: str) -> float:
     """``expr`` at a domain end (substitution, else the one-sided limit), cached per expression."""
-    return _value_at(expr, end, side)
+    return value_at_end(expr, end, side)
 
 
 def _broadcast(uncond: Mapping[str, Any], batch: int) -> dict[str, Any]:

@@ -288,16 +288,16 @@ def _fill_end_limits(schedule: Schedule, name: str, times: torch.Tensor, values:
     nan = torch.isnan(values)
     if not bool(nan.any()):
         return values
-    from ..symbolic._schedule import _value_at
+    from ..symbolic._schedule import value_at_end
 
     lo, hi = float(schedule.domain[0]), float(schedule.domain[1])
     expr = getattr(schedule, name)
     for index in torch.nonzero(nan).reshape(-1).tolist():
         t = float(times[index])
         if t == lo:
-            values[index] = _value_at(expr, schedule.domain[0], "+")
+            values[index] = value_at_end(expr, schedule.domain[0], "+")
         elif t == hi:
-            values[index] = _value_at(expr, schedule.domain[1], "-")
+            values[index] = value_at_end(expr, schedule.domain[1], "-")
     if bool(torch.isnan(values).any()):
         index = int(torch.nonzero(torch.isnan(values))[0])
         raise GridError(f"a finite or infinite {name}(t) at every grid time of {schedule.name!r}",

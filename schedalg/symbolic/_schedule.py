@@ -34,7 +34,7 @@ from ..errors import DomainError, NotMonotoneError, ScheduleError, UnboundSymbol
 from ._numeric import NumericFunction, numpy_namespace
 from ._symbols import lam, t
 
-__all__ = ["Schedule", "LogSnrInverse"]
+__all__ = ["Schedule", "LogSnrInverse", "value_at_end"]
 
 #: CPU seconds SymPy may spend looking for a closed-form inverse before numerics take over.
 INVERSE_BUDGET_S = 0.5
@@ -279,7 +279,7 @@ class Schedule:
         self.require_bound("evaluate it at its ends")
         out = {}
         for key, end, side in zip(("lo", "hi"), self.domain, ("+", "-")):
-            out[key] = (_value_at(self.alpha, end, side), _value_at(self.sigma, end, side))
+            out[key] = (value_at_end(self.alpha, end, side), value_at_end(self.sigma, end, side))
         return out
 
     @property
@@ -308,7 +308,7 @@ class Schedule:
             a, s = self._end_values[key]
             if a == 0.0 and s == 0.0:  # point mass: the ratio decides
                 end, side = (self.domain[0], "+") if key == "lo" else (self.domain[1], "-")
-                values.append(_value_at(self.log_snr, end, side))
+                values.append(value_at_end(self.log_snr, end, side))
             elif s == 0.0:
                 values.append(np.inf)
             elif a == 0.0:
@@ -436,7 +436,7 @@ class Schedule:
         if self.alpha.atoms(NumericFunction) or self.sigma.atoms(NumericFunction):
             return
         t_data = float(self.t_data)
-        if _value_at(self.sigma, self.t_data, "+" if self.direction < 0 else "-") == 0.0:
+        if value_at_end(self.sigma, self.t_data, "+" if self.direction < 0 else "-") == 0.0:
             return
         found, roots = run_with_budget(lambda: sp.solve(self.sigma, t), 0.3)
         if not found:
@@ -464,7 +464,7 @@ def _find_symbol(name: str, *exprs: sp.Expr) -> sp.Symbol:
     return sp.Symbol(name, real=True)
 
 
-def _value_at(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
+def value_at_end(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
     """``expr`` at ``t = point`` as a float, by substitution, else by the limit from ``side``."""
     if expr.atoms(NumericFunction):
         (value,) = sp.lambdify(t, [expr], modules=[numpy_namespace(expr), "numpy"])(np.array([float(point)]))

@@ -29,7 +29,7 @@ import sympy as sp
 import torch
 
 from ...compile._compile import compile_exprs
-from ...symbolic._schedule import Schedule, _value_at
+from ...symbolic._schedule import Schedule, value_at_end
 from ...symbolic._symbols import t
 from .._grid import TimeGrid
 from .._solver import AffineStep, Denoise, Plan, Solver, SolverError, combine, register_solver
@@ -96,7 +96,7 @@ class EulerMaruyama(Solver):
             for k in torch.nonzero(~torch.isfinite(array)).reshape(-1).tolist():
                 time = float(left[k])
                 if time in (lo, hi):
-                    array[k] = _value_at(expr, schedule.domain[0 if time == lo else 1], "+" if time == lo else "-")
+                    array[k] = value_at_end(expr, schedule.domain[0 if time == lo else 1], "+" if time == lo else "-")
         a_vals, b_vals, e_vals = values
         if bool((e_vals < 0).any()):
             k = int(torch.nonzero(e_vals < 0)[0])
