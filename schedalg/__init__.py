@@ -45,5 +45,5 @@ from . import lazy as lazy  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["compile", "errors", "schedules", "symbolic", "models", "sampling", "augmented", "datasets",
-           "denoisers", "distributed", "geometry", "interop", "lazy", "CompiledSchedule", "convert_prediction", "SchedalgError",
-           "PREDICTION_KINDS", "Conversion", "Diffusion", "Schedule", "convert", "lam", "t"]
+           "denoisers", "distributed", "geometry", "interop", "lazy", "CompiledSchedule", "convert_prediction",
+           "SchedalgError", "PREDICTION_KINDS", "Conversion", "Diffusion", "Schedule", "convert", "lam", "t"]

@@ -17,6 +17,7 @@ ranks are :class:`schedalg.denoisers.ShardedMixtureDenoiser` and
 :class:`schedalg.denoisers.ShardedOptimalDenoiser`; :func:`shard_rows` gives a rank's rows.
 """
 
+from ._group import collective_device as collective_device
 from ._group import init_from_env as init_from_env
 from ._group import rank_and_world as rank_and_world
 from ._group import shard_rows as shard_rows
@@ -24,4 +25,4 @@ from ._load import load_samples as load_samples
 from ._sample import sample as sample
 from ._shards import ShardError as ShardError
 
-__all__ = ["sample", "load_samples", "init_from_env", "rank_and_world", "shard_rows", "ShardError"]
+__all__ = ["sample", "load_samples", "init_from_env", "rank_and_world", "collective_device", "shard_rows", "ShardError"]
