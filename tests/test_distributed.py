@@ -271,5 +271,46 @@ def test_exported_sampler_gives_the_same_samples(tmp_path):
         sample(loaded, 10, SEED, tmp_path / "out2", batch_size=5, progress=False)
 
 
+# ---------------------------------------------------------------------------- command line
+
+
+def _cli_job(rank, world, port, argv):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
+    import contextlib
+    import io
+
+    from schedalg.__main__ import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(argv)
+    if status != 0 or dist.is_initialized():  # the command joins the group, then leaves it
+        os._exit(5)
+    if rank == 0 and "on 2 process(es)" not in printed.getvalue():
+        os._exit(6)
+
+
+def test_cli_sample_from_a_library_schedule_and_an_exported_file(tmp_path, capsys):
+    from schedalg.__main__ import main
+
+    common = ["--num-samples", "9", "--seed", str(SEED), "--batch-size", "4", "--no-progress"]
+    library = ["--schedule", "linear", "--solver", "ancestral", "--steps", "3", "--t-start", "0.02", "--t-end",
+               "0.98", "--denoiser", "gaussian:0.5,0.3"]
+    assert main(["sample", *library, "--shape", "2", "--out", str(tmp_path / "a"), *common]) == 0
+    assert "after" in capsys.readouterr().out
+    sampler = Sampler(sa.denoisers.GaussianDenoiser(SCHEDULE, 0.5, 0.3),
+                      TimeGrid.uniform(SCHEDULE, 3, t_start=0.02, t_end=0.98), "ancestral")
+    reference = _reference(sampler, n=9)
+    assert torch.equal(load_samples(tmp_path / "a"), reference)
+    # the same run from an exported file, on two processes joined the torchrun way (environment variables)
+    assert main(["export", *library, "--shape", "4,2", "--out", str(tmp_path / "s.pt")]) == 0
+    argv = ["sample", "--sampler", str(tmp_path / "s.pt"), "--out", str(tmp_path / "b"), *common]
+    mp.start_processes(_cli_job, args=(2, _free_port(), argv), nprocs=2, join=True, start_method="fork")
+    assert torch.equal(load_samples(tmp_path / "b"), reference)
+    assert main(["sample", "--sampler", "x.pt", *library, "--out", str(tmp_path / "c"), *common]) == 2
+    assert "exactly one of --sampler FILE or --schedule NAME" in capsys.readouterr().err
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
