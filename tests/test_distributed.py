@@ -17,6 +17,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from hypothesis import given
+from hypothesis import strategies as st
 
 import schedalg as sa
 from schedalg.denoisers import GaussianMixtureDenoiser
@@ -197,6 +199,7 @@ def _rewrite_header(path, edit):
     (lambda p: p.write_bytes(p.read_bytes()[:-4]), "truncated"),
     (lambda p: p.write_bytes(b"\xff" * 8 + p.read_bytes()[8:]), "header length"),
     (lambda p: p.write_bytes(p.read_bytes()[:8] + b"#" + p.read_bytes()[9:]), "JSON"),
+    (lambda p: p.write_bytes(struct.pack("<Q", 50000) + b"[" * 50000 + p.read_bytes()), "JSON"),  # deep nesting
     (lambda p: _rewrite_header(p, lambda h: h["samples"].update(dtype="F64")), "tensor entry"),
     (lambda p: _rewrite_header(p, lambda h: h["samples"].update(shape=[2, 3])), "tensor entry"),
     (lambda p: _rewrite_header(p, lambda h: h["__metadata__"].update(run="0" * 64)), "run's digest"),
@@ -250,6 +253,18 @@ def test_shards_are_safetensors_files(tmp_path):
         metadata = json.loads(handle.read(struct.unpack("<Q", handle.read(8))[0]))["__metadata__"]
     safetensors_torch.save_file({"samples": loaded["samples"]}, str(path), metadata=metadata)
     assert torch.equal(load_samples(tmp_path), _reference(n=6))
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=40), st.integers(1, 9))
+def test_work_items_cover_the_missing_ids_in_whole_blocks(flags, batch_size):
+    from schedalg.distributed._sample import work_items
+
+    items = work_items(torch.tensor(flags), batch_size)
+    covered = [i for first, stop in items for i in range(first, stop)]
+    assert covered == [i for i, flag in enumerate(flags) if flag]  # every missing id once, in id order
+    assert all(first // batch_size == (stop - 1) // batch_size for first, stop in items)  # one block each
+    assert all(stop < first_next or stop % batch_size == 0  # maximal: runs split only at block edges
+               for (_, stop), (first_next, _) in zip(items, items[1:]))
 
 
 def test_noise_offset_gives_rows_of_the_full_batch():

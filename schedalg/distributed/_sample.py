@@ -182,19 +182,12 @@ def _runner(sampler: Any, shape: Any, dtype: Any) -> _Runner:
 def work_items(missing: torch.Tensor, batch_size: int) -> list[tuple[int, int]]:
     """``(first, stop)`` id ranges to sample: the runs of ``missing`` (a bool mask over ids)
     inside each block ``[k B, (k+1) B)``, in id order."""
-    items = []
-    flags = missing.tolist()
-    for start in range(0, len(flags), batch_size):
-        first = None
-        for i in range(start, min(start + batch_size, len(flags))):
-            if flags[i] and first is None:
-                first = i
-            elif not flags[i] and first is not None:
-                items.append((first, i))
-                first = None
-        if first is not None:
-            items.append((first, min(start + batch_size, len(flags))))
-    return items
+    ids = torch.arange(missing.numel())
+    before = torch.cat([torch.zeros(1, dtype=torch.bool), missing[:-1]])  # missing[i - 1]
+    after = torch.cat([missing[1:], torch.zeros(1, dtype=torch.bool)])  # missing[i + 1]
+    firsts = ids[missing & (~before | (ids % batch_size == 0))]
+    lasts = ids[missing & (~after | ((ids + 1) % batch_size == 0))]
+    return list(zip(firsts.tolist(), (lasts + 1).tolist()))
 
 
 def _prepare_directory(out_dir: Path, manifest: Manifest) -> torch.Tensor:

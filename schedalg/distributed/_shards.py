@@ -118,7 +118,7 @@ def read_manifest(directory: Path) -> Manifest | None:
         raise ShardError(f"a small JSON manifest ({MANIFEST})", f"{path.stat().st_size} bytes", fix)
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ShardError(f"a JSON manifest in {str(path)!r}", f"unreadable JSON ({exc})", fix) from exc
     expected = {"format", "num_samples", "seed", "shape", "dtype", "sampler"}
     if not isinstance(data, dict) or set(data) != expected:
@@ -184,7 +184,7 @@ def _header(path: Path, handle: Any, size: int) -> dict:
                          "delete the file and rerun to regenerate it")
     try:
         header = json.loads(handle.read(length).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ShardError("a JSON shard header", f"unreadable JSON in {path.name} ({exc})",
                          "delete the file and rerun to regenerate it") from exc
     return {"length": length, "json": header}
