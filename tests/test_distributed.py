@@ -97,6 +97,32 @@ def test_world_sizes_give_identical_samples(tmp_path, world, batch_size):
     assert len(names) == -(-N // batch_size)
 
 
+class _Mlp(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.SiLU(), torch.nn.Linear(64, 2))
+
+    def forward(self, x, t):
+        return self.net(torch.cat([x, t[:, None].to(x.dtype)], dim=1))
+
+
+NETWORK_SAMPLER = Sampler(sa.models.NetworkDenoiser(_Mlp(), SCHEDULE, prediction="velocity"),
+                          TimeGrid.uniform(SCHEDULE, 3, t_start=0.05, t_end=0.95), "ancestral")
+
+
+def _network_job(rank, out_dir):
+    sample(NETWORK_SAMPLER, N, SEED, out_dir, batch_size=3, shape=(2,), progress=False)
+
+
+def test_network_sampler_same_files_for_any_world_size(tmp_path):
+    """A network is not batch-invariant to the last bit, but the batches do not depend on the world size."""
+    sample(NETWORK_SAMPLER, N, SEED, tmp_path / "one", batch_size=3, shape=(2,), progress=False)
+    _launch(3, _network_job, str(tmp_path / "three"))
+    for one in sorted((tmp_path / "one").iterdir()):
+        assert one.read_bytes() == (tmp_path / "three" / one.name).read_bytes()
+
+
 def test_killed_rank_then_rerun_completes_the_identical_set(tmp_path):
     with pytest.raises(Exception):  # rank 1 exits with status 3 after its first shard
         _launch(2, _crash_job, str(tmp_path))

@@ -4,11 +4,14 @@ Every sample depends only on ``(seed, id)``: its initial noise and its stochasti
 solvers' draws are :func:`schedalg.sampling.per_sample_normal` rows ``id`` of the
 streams ``STREAM_INITIAL`` and ``STREAM_STEPS`` (one generator per sample, seeded from
 ``(seed, id, stream)``), exactly the noise ``sampler(per_sample_normal((N, ...), seed),
-seed=seed)`` draws in one process. Sample ``id`` is therefore row ``id`` of that
-one-process batch, for any world size, and for any batch size when the network treats
-batch rows independently (true of schedalg's exact denoisers and of most networks on
-CPU; GPU kernels may pick batch-size-dependent algorithms, so keep ``batch_size`` fixed
-there when bitwise reproducibility matters).
+seed=seed)`` draws in one process. The batches themselves do not depend on the world
+size (below), so the files are bitwise the same for any number of processes at a given
+``batch_size``, for any network with deterministic kernels. Across batch sizes they are
+bitwise the same only for a batch-invariant denoiser: schedalg's exact denoisers are
+(sample ``id`` is then row ``id`` of the one-process batch); a network's matrix products
+are not in general (BLAS and GPU libraries pick kernels by batch size: a small torch MLP
+on CPU differs by ~1 float32 ulp between batches of 1 and 64), so keep ``batch_size``
+fixed when bitwise reproducibility matters.
 
 Work split. The ids are cut into blocks of ``batch_size`` consecutive ids on a fixed
 grid (block ``k`` = ids ``[k B, (k+1) B)``); the ids of a block not yet on disk form a
