@@ -7,6 +7,7 @@ join a gloo group on 127.0.0.1 at a free port. The reference is one process, one
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -47,7 +48,8 @@ def _free_port() -> int:
 
 def _worker(rank: int, world: int, port: int, job, args) -> None:
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=60))  # a broken test fails instead of hanging
     try:
         job(rank, *args)
     finally:
@@ -254,6 +256,12 @@ def test_damaged_manifest_and_foreign_files_are_refused(tmp_path):
         sample(SAMPLER, 6, SEED, tmp_path, batch_size=3, shape=(2,), progress=False)
     with pytest.raises(ShardError, match="is not a directory"):
         load_samples(tmp_path / "nothing")
+
+
+def test_progress_without_tqdm_prints_lines(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    sample(SAMPLER, N, SEED, tmp_path, batch_size=5, shape=(2,))
+    assert capsys.readouterr().err.splitlines() == [f"schedalg sample: {k}/{N}" for k in (5, 10, 15, 20)]
 
 
 def test_bad_arguments(tmp_path):
