@@ -278,6 +278,17 @@ def test_bad_arguments(tmp_path):
 # ---------------------------------------------------------------------------- formats and samplers
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_other_dtypes_round_trip(tmp_path, dtype):
+    sample(SAMPLER, 5, SEED, tmp_path, batch_size=2, shape=(2,), dtype=dtype, progress=False)
+    loaded = load_samples(tmp_path)
+    assert loaded.dtype == dtype
+    assert torch.equal(loaded, SAMPLER(per_sample_normal((5, 2), SEED, dtype=dtype), seed=SEED))
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    assert torch.equal(safetensors_torch.load_file(str(tmp_path / "samples_000000004-000000005.safetensors"))[
+        "samples"], loaded[4:])
+
+
 def test_shards_are_safetensors_files(tmp_path):
     safetensors_torch = pytest.importorskip("safetensors.torch")
     path = _shard(tmp_path)
