@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.distributed as dist
 
 from ..errors import SchedalgError
 from ..sampling import STREAM_INITIAL, STREAM_STEPS, Sampler, per_sample_normal
@@ -289,7 +290,7 @@ def sample(sampler: Any, num_samples: int, seed: int, out_dir: str | Path, batch
             failure = exc
     if world > 1:
         state = state.to(comm)
-        torch.distributed.broadcast(state, src=0, group=group)
+        dist.broadcast(state, src=0 if group is None else dist.get_global_rank(group, 0), group=group)
         state = state.cpu()
     if failure is not None:
         raise failure
@@ -308,7 +309,7 @@ def sample(sampler: Any, num_samples: int, seed: int, out_dir: str | Path, batch
             total_done += stop - first
         if progress and world > 1:
             done.fill_(total_done)
-            torch.distributed.all_reduce(done, group=group)
+            dist.all_reduce(done, group=group)
             bar.update(int(done.item()))
         else:
             bar.update(total_done)
