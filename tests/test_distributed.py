@@ -166,6 +166,9 @@ def _sharded_job(rank, out_file):
     mixture = ShardedMixtureDenoiser(SCHEDULE, DATA[part], 0.02, WEIGHTS[part], chunk_size=2)
     optimal = ShardedOptimalDenoiser(SCHEDULE, DATA[part], chunk_size=2)
     torch.save(_denoised(mixture, optimal), f"{out_file}.{rank}")
+    # the sampler at scale with the split denoiser: every rank runs every batch, rank 0 writes
+    sample(Sampler(mixture, GRID, "ancestral"), 7, SEED, f"{out_file}_samples", batch_size=3, shape=(3,),
+           dtype=torch.float64)
 
 
 def test_sharded_denoisers_equal_one_process(tmp_path):
@@ -178,6 +181,9 @@ def test_sharded_denoisers_equal_one_process(tmp_path):
         # only the summation order differs: float64 rounding of O(1) values, far below 1e-12
         assert (sharded - single).abs().max() < 1e-12
     assert (single[0] - single[3]).abs().max() > 0.1  # the sigmas span different regimes
+    reference = Sampler(GaussianMixtureDenoiser(SCHEDULE, DATA, 0.02, WEIGHTS), GRID, "ancestral")(
+        per_sample_normal((7, 3), SEED, dtype=torch.float64), seed=SEED)
+    assert (load_samples(tmp_path / "out_samples") - reference).abs().max() < 1e-12
 
 
 # ---------------------------------------------------------------------------- resume and refusals

@@ -18,7 +18,8 @@ construction). Only the summation order differs from one process, so results agr
 float64 rounding (~1e-16 relative), not bitwise.
 
 Use: every rank calls the denoiser with the same ``x`` (e.g. each runs the same
-:class:`schedalg.sampling.Sampler` on the same noise, and rank 0 keeps the result);
+:class:`schedalg.sampling.Sampler` on the same noise, and rank 0 keeps the result;
+:func:`schedalg.distributed.sample` does this for such a denoiser);
 under NCCL ``x`` must be on the rank's CUDA device. Collectives are asynchronous on
 NCCL (no host synchronisation in the sampling loop); gloo collectives block the host.
 """
@@ -56,6 +57,9 @@ class ShardedMixtureDenoiser(GaussianMixtureDenoiser):
     default group; with none initialised it is an ordinary one-process mixture).
     Construction is collective: every rank of ``group`` must build its part.
     """
+
+    #: every rank must call it with the same states (read by :func:`schedalg.distributed.sample`)
+    collective = True
 
     def __init__(self, schedule: Schedule, local_means: Any, variance: Any = 0.0, local_weights: Any = None, *,
                  group: Any = None, chunk_size: int = 1024, direct: bool = False):

@@ -27,6 +27,10 @@ lists the complete shards (header and size checked; a damaged one is renamed to
 ``*.invalid`` and regenerated) and broadcasts which ids are missing; only those are
 sampled. A shard is written atomically (temporary file, fsync, ``os.replace``), so a
 crash loses at most the batches in flight.
+
+A sampler whose denoiser is split over the ranks (``collective = True``, e.g.
+:class:`schedalg.denoisers.ShardedOptimalDenoiser`) needs the same states on every rank:
+then every rank runs every batch, in id order, and rank 0 writes the shards.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class _Runner:
                  dtype: torch.dtype, noise_draws: int, description: dict[str, str]):
         self.call, self.shape, self.dtype = call, shape, dtype
         self.noise_draws, self.description = noise_draws, description
+        self.collective = False  # True: the denoiser is split over the ranks, all ranks run every batch
 
     def __call__(self, seed: int, first: int, n: int, device: torch.device) -> torch.Tensor:
         shape = (n,) + self.shape
@@ -122,7 +127,10 @@ def _sampler_runner(sampler: Sampler, shape: Any, dtype: Any) -> _Runner:
     def call(noise: torch.Tensor, draws: torch.Tensor | None) -> torch.Tensor:
         return sampler(noise, draws=draws)
 
-    return _Runner(call, shape, dtype, sampler.plan.noise_draws, description)
+    runner = _Runner(call, shape, dtype, sampler.plan.noise_draws, description)
+    wrapped = getattr(sampler.denoiser, "inner", None)  # a denoiser converted to the grid's schedule
+    runner.collective = any(getattr(d, "collective", False) for d in (sampler.denoiser, wrapped))
+    return runner
 
 
 def _exported_runner(module: torch.nn.Module, shape: Any, dtype: Any) -> _Runner:
@@ -298,15 +306,21 @@ def sample(sampler: Any, num_samples: int, seed: int, out_dir: str | Path, batch
         raise ShardError(f"rank 0 to accept {str(out_dir)!r}", "a refusal", "see rank 0's error message")
 
     items = work_items(state[1:].bool(), batch_size)
-    mine = items[rank::world]
+    # a denoiser split over the ranks needs every rank on the same batch: all run every
+    # batch (in the same order) and rank 0 writes
+    mine = items if runner.collective else items[rank::world]
+    writes = rank == 0 or not runner.collective
     bar = _Progress(int(state[1:].sum()), progress and rank == 0)
     done = torch.zeros(1, dtype=torch.int64, device=comm)
     total_done = 0
-    for round_index in range((len(items) + world - 1) // world):
+    rounds = len(items) if runner.collective else (len(items) + world - 1) // world
+    for round_index in range(rounds):
         if round_index < len(mine):
             first, stop = mine[round_index]
-            write_shard(out_dir, first, runner(seed, first, stop - first, device), manifest)
-            total_done += stop - first
+            samples = runner(seed, first, stop - first, device)
+            if writes:
+                write_shard(out_dir, first, samples, manifest)
+                total_done += stop - first
         if progress and world > 1:
             done.fill_(total_done)
             dist.all_reduce(done, group=group)
