@@ -401,7 +401,7 @@ def _safetensors(data: bytes, what: str) -> tuple[dict, dict[str, tuple[str, lis
         if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}):
             raise _fail("tensor entries {dtype, shape, data_offsets}", f"{_short(name)}: {_short(entry)}")
         code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if code not in _SAFETENSORS:
+        if not isinstance(code, str) or code not in _SAFETENSORS:
             raise _fail(f"a tensor dtype among {sorted(_SAFETENSORS)}", f"{_short(code)} for {_short(name)}")
         if not (isinstance(shape, list) and len(shape) <= _MAX_RANK
                 and all(_is_int(s) and 0 <= s < _MAX_INT for s in shape)):
@@ -487,6 +487,7 @@ class _Checker:
             return [self.value(v, where, depth + 1) for v in value]
         if isinstance(value, dict) and len(value) == 1:
             ((tag, payload),) = value.items()
+            named = isinstance(payload, str)  # the tables below are looked up by strings only
             if tag == "ref":
                 if not (_is_int(payload) and 0 <= payload < self.n_values):
                     raise _fail(f"a reference to one of the {self.n_values} values made before {where}",
@@ -494,13 +495,13 @@ class _Checker:
                 return _Ref(payload)
             if tag == "tuple" and isinstance(payload, list):
                 return tuple(self.value(payload, where, depth + 1))
-            if tag == "float" and payload in _NON_FINITE:
+            if tag == "float" and named and payload in _NON_FINITE:
                 return _NON_FINITE[payload]
-            if tag == "dtype" and payload in _DTYPES:
+            if tag == "dtype" and named and payload in _DTYPES:
                 return _DTYPES[payload]
-            if tag == "layout" and payload in _LAYOUTS:
+            if tag == "layout" and named and payload in _LAYOUTS:
                 return _LAYOUTS[payload]
-            if tag == "memory_format" and payload in _MEMORY_FORMATS:
+            if tag == "memory_format" and named and payload in _MEMORY_FORMATS:
                 return _MEMORY_FORMATS[payload]
             if tag == "device" and isinstance(payload, str) and len(payload) <= 16:
                 return _Device()
@@ -524,7 +525,7 @@ def _check_input(spec: Any, position: int) -> dict:
     name, dtype, shape = spec["name"], spec["dtype"], spec["shape"]
     if not (isinstance(name, str) and name.isidentifier() and len(name) <= 64):
         raise _fail("input names that are Python identifiers", f"input {position}: {_short(name)}")
-    if dtype not in _DTYPES:
+    if not isinstance(dtype, str) or dtype not in _DTYPES:
         raise _fail(f"an input dtype among {sorted(_DTYPES)}", f"input {name!r}: {_short(dtype)}")
     if not (isinstance(shape, list) and 1 <= len(shape) <= _MAX_RANK
             and all(s is None or (_is_int(s) and 0 < s < 2 ** 31) for s in shape)):
