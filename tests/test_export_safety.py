@@ -278,6 +278,34 @@ def _shift_refs(program: dict, after: int, by: int, skip_first: bool = True) -> 
     program["output"] = shift(program["output"])
 
 
+@pytest.mark.parametrize("ref", [-1, "own", "next", 10 ** 6, True])
+def test_references_point_to_earlier_values_only(exported, tmp_path, ref):
+    """A node may use only the inputs, the weights and earlier nodes (``-1`` would silently read the
+    last value in a Python list; a forward reference would read a value not yet made)."""
+    _, data, _ = exported
+    _, tensors, program = _parts(data)
+    edited = copy.deepcopy(program)
+    position = len(edited["nodes"]) // 2
+    own = len(edited["inputs"]) + len(edited["weights"]) + position
+    edited["nodes"][position]["args"][0] = {"ref": {"own": own, "next": own + 1}.get(ref, ref)}
+    with pytest.raises(ExportError, match=f"values made before node {position}") as info:
+        _load_bytes(tmp_path, _forge(edited, tensors))
+    _clean(info.value)
+
+
+def test_python_operators_take_sizes_only(exported, tmp_path):
+    """``operator.mul`` on a tuple of tensors and a big int would build a huge tuple: refused by kind."""
+    _, data, _ = exported
+    _, tensors, program = _parts(data)
+    unbind = next(i for i, node in enumerate(program["nodes"]) if node["op"] == "aten.unbind.int")
+    tuple_ref = {"ref": len(program["inputs"]) + len(program["weights"]) + unbind}
+    edited = copy.deepcopy(program)
+    edited["nodes"].append({"op": "operator.mul", "args": [tuple_ref, 2 ** 40], "kwargs": {}})
+    with pytest.raises(ExportError, match="ints .sizes. as the arguments") as info:
+        _load_bytes(tmp_path, _forge(edited, tensors))
+    _clean(info.value)
+
+
 def test_export_refuses_operators_the_loader_would_refuse(tmp_path):
     schedule = sa.schedules.linear()
 
