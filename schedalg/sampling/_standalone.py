@@ -447,7 +447,7 @@ class _Node(NamedTuple):
     fn: Callable
     args: tuple
     kwargs: dict
-    has_refs: bool
+    dynamic: bool  # arguments hold references or devices (resolved at each call)
     free: tuple[int, ...]  # values whose last use is this node
 
 
@@ -457,7 +457,6 @@ class _Program(NamedTuple):
     nodes: list[_Node]
     output: Any
     meta: dict
-    fresh: frozenset[int]
 
 
 class _Checker:
@@ -619,7 +618,7 @@ def _check_program(program: Any, tensors: dict) -> _Program:
         nodes.append((op, OPERATORS[op], args, kwargs))
     output = _Checker(first + len(nodes)).value(program["output"], "the output")
     if not (isinstance(output, _Ref) and kinds[output.index] == "tensor"):
-        raise _fail("the output as a reference to one value", _short(program["output"]))
+        raise _fail("the output as a reference to one tensor", _short(program["output"]))
     last_use: dict[int, int] = {}
     for position, (_, _, args, kwargs) in enumerate(nodes):
         for index in _refs((args, kwargs)):
@@ -629,9 +628,15 @@ def _check_program(program: Any, tensors: dict) -> _Program:
     for index, position in last_use.items():
         if index not in keep:
             frees.setdefault(position, []).append(index)
-    resolved = [_Node(op, fn, args, kwargs, bool(_refs((args, kwargs))), tuple(sorted(frees.get(p, ()))))
+    resolved = [_Node(op, fn, args, kwargs, bool(kwargs) or _dynamic(args), tuple(sorted(frees.get(p, ()))))
                 for p, (op, fn, args, kwargs) in enumerate(nodes)]
-    return _Program(inputs, weights, resolved, output, meta, frozenset(fresh))
+    return _Program(inputs, weights, resolved, output, meta)
+
+
+def _dynamic(value: Any) -> bool:
+    if isinstance(value, (_Ref, _Device)):
+        return True
+    return isinstance(value, (list, tuple)) and any(_dynamic(v) for v in value)
 
 
 def _materialize(value: Any, values: list, device: torch.device) -> Any:
@@ -649,7 +654,7 @@ def _materialize(value: Any, values: list, device: torch.device) -> Any:
 def _run(program: _Program, values: list, device: torch.device) -> Any:
     """Run the nodes on ``values`` (inputs then weights): the graph, one operator call per node."""
     for node in program.nodes:
-        if node.has_refs or node.kwargs:
+        if node.dynamic:
             args = _materialize(node.args, values, device)
             kwargs = {k: _materialize(v, values, device) for k, v in node.kwargs.items()}
             values.append(node.fn(*args, **kwargs))
