@@ -252,6 +252,10 @@ def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tens
     if not isinstance(sampler, Sampler):
         raise ExportError("a schedalg.sampling.Sampler", type(sampler).__name__,
                           "build one with Sampler(denoiser, grid, solver)")
+    if "scale_noise" in cond:  # an option of version 1, which fixed nothing in the file
+        raise ExportError("export options path, example_noise, dynamic_batch, write_loader and conditioning "
+                          "tensors", "scale_noise=", "drop it; the loaded sampler takes scale_noise=False at call "
+                          "time, like the sampler")
     module = SamplerModule(sampler).eval()
     x = sampler.initial_state(example_noise)
     draws = sampler.draws(x, seed=0)

@@ -443,11 +443,15 @@ class _Device:
 
 
 class _Node(NamedTuple):
+    """One call, prepared for :func:`_run`: ``fn(*args, **kwargs)`` with the references filled in."""
+
     op: str
     fn: Callable
-    args: tuple
+    args: list  # positional arguments; top-level references left as None, filled from ``fills``
+    fills: tuple[tuple[int, int], ...]  # (position, value index) of top-level references
+    deep: tuple[int, ...]  # positions of lists/tuples/devices holding references or devices
     kwargs: dict
-    dynamic: bool  # arguments hold references or devices (resolved at each call)
+    kwargs_dynamic: bool  # some keyword argument holds a reference or a device
     free: tuple[int, ...]  # values whose last use is this node
 
 
@@ -628,8 +632,13 @@ def _check_program(program: Any, tensors: dict) -> _Program:
     for index, position in last_use.items():
         if index not in keep:
             frees.setdefault(position, []).append(index)
-    resolved = [_Node(op, fn, args, kwargs, bool(kwargs) or _dynamic(args), tuple(sorted(frees.get(p, ()))))
-                for p, (op, fn, args, kwargs) in enumerate(nodes)]
+    resolved = []
+    for position, (op, fn, args, kwargs) in enumerate(nodes):
+        fills = tuple((i, a.index) for i, a in enumerate(args) if isinstance(a, _Ref))
+        deep = tuple(i for i, a in enumerate(args) if not isinstance(a, _Ref) and _dynamic(a))
+        template = [None if isinstance(a, _Ref) else a for a in args]
+        resolved.append(_Node(op, fn, template, fills, deep, kwargs,
+                              _dynamic(list(kwargs.values())), tuple(sorted(frees.get(position, ())))))
     return _Program(inputs, weights, resolved, output, meta)
 
 
@@ -653,14 +662,17 @@ def _materialize(value: Any, values: list, device: torch.device) -> Any:
 
 def _run(program: _Program, values: list, device: torch.device) -> Any:
     """Run the nodes on ``values`` (inputs then weights): the graph, one operator call per node."""
-    for node in program.nodes:
-        if node.dynamic:
-            args = _materialize(node.args, values, device)
-            kwargs = {k: _materialize(v, values, device) for k, v in node.kwargs.items()}
-            values.append(node.fn(*args, **kwargs))
-        else:
-            values.append(node.fn(*node.args))
-        for index in node.free:
+    append = values.append
+    for _, fn, template, fills, deep, kwargs, kwargs_dynamic, free in program.nodes:
+        args = template.copy()
+        for position, index in fills:
+            args[position] = values[index]
+        for position in deep:
+            args[position] = _materialize(template[position], values, device)
+        if kwargs_dynamic:
+            kwargs = {k: _materialize(v, values, device) for k, v in kwargs.items()}
+        append(fn(*args, **kwargs))
+        for index in free:
             values[index] = None
     return values[program.output.index]
 
@@ -710,6 +722,18 @@ def _python_kind(op: str, args: tuple, kinds: list[str], where: str) -> str:
     return ""
 
 
+_SIGNATURES: dict[str, tuple[tuple[tuple[str, str, bool, bool], ...], tuple[str, ...]]] = {}
+
+
+def _signature(op: str, fn: Any) -> tuple[tuple[tuple[str, str, bool, bool], ...], tuple[str, ...]]:
+    """``((name, type, keyword only, has default) per argument, return types)`` of an allowed operator."""
+    if op not in _SIGNATURES:
+        schema = fn._schema
+        _SIGNATURES[op] = (tuple((a.name, str(a.type), a.kwarg_only, a.has_default_value()) for a in schema.arguments),
+                           tuple(str(r.type) for r in schema.returns))
+    return _SIGNATURES[op]
+
+
 def _bind(op: str, fn: Any, args: tuple, kwargs: dict, kinds: list[str], where: str) -> str:
     """Binds a call to its operator's schema and returns the result's kind (tensor, tensors, int).
 
@@ -720,29 +744,28 @@ def _bind(op: str, fn: Any, args: tuple, kwargs: dict, kinds: list[str], where: 
         if kwargs:
             raise _fail(f"no keyword arguments for {where}", _short(sorted(kwargs)))
         return _python_kind(op, args, kinds, where)
-    schema = fn._schema
-    positional = [a for a in schema.arguments if not a.kwarg_only]
+    arguments, returns = _signature(op, fn)
+    positional = [a for a in arguments if not a[2]]
     if len(args) > len(positional):
         raise _fail(f"at most {len(positional)} positional arguments for {where}", f"{len(args)}")
-    bound = {a.name: value for a, value in zip(positional, args)}
-    names = {a.name for a in schema.arguments}
+    bound = {a[0]: value for a, value in zip(positional, args)}
+    names = {a[0] for a in arguments}
     for key, value in kwargs.items():
         if key not in names or key in bound:
             raise _fail(f"keyword arguments among {sorted(names - set(bound))} for {where}", _short(key))
         bound[key] = value
-    for argument in schema.arguments:
-        if argument.name not in bound:
-            if not argument.has_default_value():
-                raise _fail(f"the argument {argument.name!r} of {where}", "nothing")
+    for name, jit_type, _, has_default in arguments:
+        if name not in bound:
+            if not has_default:
+                raise _fail(f"the argument {name!r} of {where}", "nothing")
             continue
-        if not _kind_ok(bound[argument.name], str(argument.type), kinds):
-            raise _fail(f"{argument.name}: {argument.type} in {where}", _short(bound[argument.name]))
-    returns = [str(r.type) for r in schema.returns]
-    if returns == ["Tensor"]:
+        if not _kind_ok(bound[name], jit_type, kinds):
+            raise _fail(f"{name}: {jit_type} in {where}", _short(bound[name]))
+    if returns == ("Tensor",):
         return "tensor"
-    if returns == ["int"]:
+    if returns == ("int",):
         return "int"
-    if returns == ["List[Tensor]"] or (len(returns) > 1 and all(r == "Tensor" for r in returns)):
+    if returns == ("List[Tensor]",) or (len(returns) > 1 and all(r == "Tensor" for r in returns)):
         return "tensors"
     raise _fail(f"an operator returning tensors or an int in {where}", _short(returns))
 
