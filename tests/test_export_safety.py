@@ -196,6 +196,21 @@ def test_text_empty_and_zero_filled_files_are_refused(tmp_path, content):
     _clean(info.value)
 
 
+def test_numbers_out_of_the_float_range_are_refused(exported, tmp_path):
+    """``1e999`` parses as infinity, which the canonical form cannot spell: refused, not run."""
+    _, data, _ = exported
+    metadata, tensors, program = _parts(data)
+    text = metadata["program"].replace('"start_scale":0.95', '"start_scale":1e999')
+    assert text != metadata["program"]
+    records = [(n, _standalone._SAFETENSORS_CODE[tensors[n].dtype], list(tensors[n].shape),
+                _standalone._tensor_bytes(tensors[n])) for n in program["weights"]]
+    forged = safetensors.torch.save(tensors, metadata={**metadata, "program": text,
+                                                       "sha256": _standalone.digest(text, records)})
+    with pytest.raises(ExportError, match="out of the float range") as info:
+        _load_bytes(tmp_path, forged)
+    _clean(info.value)
+
+
 def test_a_safetensors_file_that_is_not_a_sampler_is_refused(tmp_path):
     with pytest.raises(ExportError, match="metadata format") as info:
         _load_bytes(tmp_path, safetensors.torch.save({"w": torch.zeros(2)}, metadata={"format": "pt"}))

@@ -371,7 +371,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _safetensors(data: bytes, what: str) -> tuple[dict, dict[str, tuple[str, list[int], memoryview]]]:
+def _safetensors(data: memoryview, what: str) -> tuple[dict, dict[str, tuple[str, list[int], memoryview]]]:
     """``(metadata, {name: (dtype code, shape, bytes)})`` of a safetensors file, its layout checked in full."""
     if data[:4] == b"PK\x03\x04":
         raise _fail(f"a schedalg sampler file of format version {list(SUPPORTED_VERSIONS)} (safetensors)",
@@ -384,7 +384,7 @@ def _safetensors(data: bytes, what: str) -> tuple[dict, dict[str, tuple[str, lis
     if size < 2 or size > _MAX_HEADER or 8 + size > len(data):
         raise _fail(f"a safetensors header length between 2 and {min(_MAX_HEADER, len(data) - 8)} bytes in {what}",
                     f"{size}", "the file is truncated, damaged or not a safetensors file")
-    raw = data[8:8 + size]
+    raw = bytes(data[8:8 + size])
     if raw[:1] != b"{":
         raise _fail(f"a JSON object as the safetensors header of {what}", f"it starts with {_short(raw[:8])}",
                     "the file is damaged or not a safetensors file")
@@ -395,7 +395,7 @@ def _safetensors(data: bytes, what: str) -> tuple[dict, dict[str, tuple[str, lis
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise _fail(f"a __metadata__ map of strings in {what}", _short(type(metadata).__name__),
                     "this is a safetensors file but not an exported schedalg sampler")
-    body = memoryview(data)[8 + size:]
+    body = data[8 + size:]
     spans, tensors = [], {}
     for name, entry in header.items():
         if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape", "data_offsets"}):
@@ -770,10 +770,15 @@ def _bind(op: str, fn: Any, args: tuple, kwargs: dict, kinds: list[str], where: 
     raise _fail(f"an operator returning tensors or an int in {where}", _short(returns))
 
 
-def load_bytes(data: bytes, device: torch.device | str | None = None, *,
+def load_bytes(data: bytes | bytearray, device: torch.device | str | None = None, *,
                what: str = "the file") -> "ExportedSampler":
-    """Check a sampler file's bytes in full, then build the sampler (see the module docstring)."""
-    metadata, tensors = _safetensors(bytes(data), what)
+    """Check a sampler file's bytes in full, then build the sampler (see the module docstring).
+
+    The weights are views into ``data`` when it is a ``bytearray`` (no copy): do not change it afterwards.
+    """
+    # the weights are read in place from this buffer (a bytearray: writable, so torch can share it)
+    buffer = data if isinstance(data, bytearray) else bytearray(data)
+    metadata, tensors = _safetensors(memoryview(buffer), what)
     kind, version = metadata.get("format"), metadata.get("format_version")
     if kind != FORMAT:
         raise _fail(f"a schedalg sampler file (metadata format {FORMAT!r}) in {what}", _short(kind),
@@ -786,7 +791,12 @@ def load_bytes(data: bytes, device: torch.device | str | None = None, *,
         raise _fail(f"metadata with exactly the keys {list(_METADATA_KEYS)}", _short(sorted(metadata)))
     text = metadata["program"]
     program_json = _parse_json(text, f"the program of {what}")
-    if _canonical(program_json) != text:
+    try:
+        canonical = _canonical(program_json)
+    except ValueError:  # a number too large for a float (e.g. 1e999) reads as infinity
+        raise _fail(f"finite JSON numbers in the program of {what} (non-finite ones are tagged)",
+                    "a number out of the float range", "the file was edited or damaged; export it again") from None
+    if canonical != text:
         raise _fail(f"the program of {what} as canonical JSON (sorted keys, no spaces)", "another spelling",
                     "the file was edited or damaged; export the sampler again")
     weights = program_json.get("weights") if isinstance(program_json, dict) else None
@@ -804,7 +814,9 @@ def load_bytes(data: bytes, device: torch.device | str | None = None, *,
     for name in weights:
         code, shape, raw = tensors[name]
         dtype = _SAFETENSORS[code]
-        flat = torch.frombuffer(bytearray(raw), dtype=dtype) if len(raw) else torch.empty(0, dtype=dtype)
+        flat = torch.frombuffer(raw, dtype=dtype) if len(raw) else torch.empty(0, dtype=dtype)
+        if flat.data_ptr() % dtype.itemsize:  # another writer's layout: copy to aligned memory
+            flat = flat.clone()
         values.append(flat.reshape(shape))
     return ExportedSampler(program, values, device)
 
@@ -822,7 +834,10 @@ def load(path: str | Path, device: torch.device | str | None = None, *,
             raise _fail("an exported sampler file", f"{str(path)!r}, which is not a file",
                         "check the path (export_sampler writes <name>.safetensors)")
         try:
-            data = path.read_bytes()
+            data = bytearray(path.stat().st_size)
+            with path.open("rb") as file:
+                if file.readinto(data) != len(data):
+                    raise _fail(f"{len(data)} bytes in {str(path)!r}", "fewer (the file changed while read)")
         except OSError as exc:
             raise _fail(f"a readable file at {str(path)!r}", f"{type(exc).__name__}: {exc.strerror}") from None
         sampler = load_bytes(data, device, what=repr(path.name))
