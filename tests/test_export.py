@@ -222,3 +222,15 @@ def test_common_layers_export_and_round_trip_bitwise(dynamic, tmp_path):
                                          dynamic_batch=dynamic))
     noise = per_sample_normal((3 if dynamic else 2, 1, 4, 4), 1)
     assert torch.equal(loaded(noise), sampler(noise))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_loaded_sampler_runs_on_cuda(tmp_path):
+    """Weights move with ``device=``; device arguments in the graph follow the input's device."""
+    sampler = _network_sampler("euler_maruyama")
+    noise = per_sample_normal((5, 2), 0)
+    loaded = load_sampler(export_sampler(sampler, tmp_path / "s.safetensors", noise), device="cuda")
+    out = loaded(noise.cuda(), seed=3)
+    assert out.device.type == "cuda"
+    # other kernels, other rounding: float32 closeness, not bitwise
+    torch.testing.assert_close(out.cpu(), sampler(noise, seed=3), rtol=1e-5, atol=1e-5)
