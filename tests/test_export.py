@@ -113,6 +113,11 @@ def test_torch_compile_runs_the_loaded_sampler(tmp_path):
     x, _, expected = _run(sampler, noise)
     compiled = torch.compile(loaded, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(noise), expected)
+    stochastic = _network_sampler("euler_maruyama")
+    loaded = load_sampler(export_sampler(stochastic, tmp_path / "m.safetensors", noise))
+    x, draws, expected = _run(stochastic, noise)
+    compiled = torch.compile(loaded.sample_from_state, backend="aot_eager", fullgraph=True)
+    torch.testing.assert_close(compiled(x, loaded.draws(x, seed=3)), expected)
 
 
 def test_dynamic_batch_export_runs_other_batch_sizes(tmp_path):

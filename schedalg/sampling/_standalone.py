@@ -865,8 +865,11 @@ class ExportedSampler(torch.nn.Module):
       ``(K, B, ...)`` come from ``seed`` (per sample, as
       :func:`schedalg.sampling.per_sample_normal`), a ``generator``, or ``draws``.
     * :meth:`sample_from_state` ``(x, draws=None, **cond)``: the sample from an initial
-      *state* ``x`` (already scaled), the exported graph itself; use it with
-      ``torch.compile`` for stochastic solvers (drawing noise is not compiled).
+      *state* ``x`` (already scaled), the exported graph itself.
+
+    ``torch.compile`` traces either call; drawing noise from a seed or generator is host
+    work outside the graph, so for a whole-graph compile of a stochastic solver compile
+    :meth:`sample_from_state` and pass ``draws`` (``sampler.draws(x, seed=...)``).
 
     ``meta`` holds the solver, schedule, grid, times, ``nfe``, ``noise_draws``,
     ``start_scale``; ``input_names`` the graph's inputs (``x``, ``draws``, conditioning).
