@@ -26,6 +26,7 @@ import torch
 from . import _standalone
 from ._errors import ExportError
 from ._fused import fuse
+from ._noise import STREAM_STEPS
 from ._sampler import Sampler, run_loop
 
 __all__ = ["SamplerModule", "export_sampler", "load_sampler", "program_payload"]
@@ -283,7 +284,7 @@ def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tens
     names = ["x"] + ([] if draws is None else ["draws"]) + list(cond)
     meta = {"solver": sampler.solver.name, "schedule": grid.schedule.name, "grid": grid.label,
             "times": [float(t) for t in grid.times.tolist()], "nfe": sampler.nfe,
-            "noise_draws": sampler.plan.noise_draws, "start_scale": sampler.start_scale,
+            "noise_draws": sampler.plan.noise_draws, "noise_stream": STREAM_STEPS, "start_scale": sampler.start_scale,
             "dtype": str(x.dtype).removeprefix("torch."), "shape": list(x.shape),
             "dynamic_batch": bool(dynamic_batch)}
     payload, weights = program_payload(program, meta, names)

@@ -22,7 +22,10 @@ as canonical JSON, see below) and ``sha256`` (see :func:`digest`).
   size is the free batch size of a ``dynamic_batch`` export;
 * ``weights``: names of the file's tensors, each exactly once;
 * ``nodes``: ``[{"op", "args", "kwargs"}]``, operator calls in execution order;
-* ``output``: an argument (below) naming the sample.
+* ``output``: an argument (below) naming the sample;
+* ``meta``: a flat record (solver, schedule, grid, times, nfe, dtype, shape,
+  dynamic_batch) of which the call uses ``start_scale`` (``sigma(t_0)``), ``noise_draws``
+  (``K``) and ``noise_stream`` (the stream index of seeded draws).
 
 Values are numbered: the inputs, then the weights, then the node results. An argument is
 JSON ``null``/bool/int/float/string, a list of arguments, or a one-key object:
@@ -550,9 +553,9 @@ def _check_meta(meta: Any) -> dict:
     scale = meta.get("start_scale")
     if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)):
         raise _fail("meta start_scale: a finite number (sigma at the first time)", _short(scale))
-    draws = meta.get("noise_draws")
-    if not (_is_int(draws) and 0 <= draws < 2 ** 31):
-        raise _fail("meta noise_draws: an int >= 0", _short(draws))
+    for key in ("noise_draws", "noise_stream"):  # draws per run; stream index of their seeds
+        if not (_is_int(meta.get(key)) and 0 <= meta[key] < 2 ** 31):
+            raise _fail(f"meta {key}: an int >= 0", _short(meta.get(key)))
     return dict(meta)
 
 
@@ -872,7 +875,7 @@ class ExportedSampler(torch.nn.Module):
     :meth:`sample_from_state` and pass ``draws`` (``sampler.draws(x, seed=...)``).
 
     ``meta`` holds the solver, schedule, grid, times, ``nfe``, ``noise_draws``,
-    ``start_scale``; ``input_names`` the graph's inputs (``x``, ``draws``, conditioning).
+    ``noise_stream``, ``start_scale``; ``input_names`` the graph's inputs (``x``, ``draws``, conditioning).
     """
 
     def __init__(self, program: _Program, weights: list[torch.Tensor], device: torch.device | str | None = None):
@@ -882,6 +885,7 @@ class ExportedSampler(torch.nn.Module):
         self.input_names = [spec["name"] for spec in program.inputs]
         self.start_scale = float(program.meta["start_scale"])
         self.noise_draws = int(program.meta["noise_draws"])
+        self.noise_stream = int(program.meta["noise_stream"])
         self.error: type[Exception] = ExportError
         self._weight_names = []
         for index, tensor in enumerate(weights):
@@ -908,7 +912,8 @@ class ExportedSampler(torch.nn.Module):
         if seed is not None:
             if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
                 raise self._bad("a seed: an int >= 0", repr(seed), "pass e.g. seed=0")
-            return seeded_normal(tuple(like.shape), seed, 1, self.noise_draws, like.dtype, like.device)
+            return seeded_normal(tuple(like.shape), seed, self.noise_stream, self.noise_draws, like.dtype,
+                                 like.device)
         if generator is None:
             raise self._bad(f"a seed or a torch.Generator for the {self.meta.get('solver')!r} solver's noise",
                             "neither", "pass seed=0 (per-sample, batch-size independent) or generator=...")
