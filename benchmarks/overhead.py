@@ -116,7 +116,7 @@ def measure(batch: int, steps: int, repeats: int, workdir: Path) -> dict:
         "bare": lambda: bare_euler(net, noise, times, dts),
         "sampler": lambda: sampler(noise, scale_noise=False),
         "sampler_check_finite_off": lambda: unchecked(noise, scale_noise=False),
-        "sampler_exported": lambda: exported(noise),
+        "sampler_exported": lambda: exported(noise, scale_noise=False),
         "sampler_lean_denoiser": lambda: lean(noise, scale_noise=False),
     }
     with torch.no_grad():

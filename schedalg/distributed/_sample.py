@@ -134,7 +134,7 @@ def _sampler_runner(sampler: Sampler, shape: Any, dtype: Any) -> _Runner:
 
 
 def _exported_runner(module: torch.nn.Module, shape: Any, dtype: Any) -> _Runner:
-    """A sampler from :func:`schedalg.sampling.load_sampler`: ``module(x, draws)`` from the
+    """A sampler from :func:`schedalg.sampling.load_sampler`: ``module.sample_from_state(x, draws)`` from the
     scaled initial state ``x = start_scale * noise`` (all the calling convention used here)."""
     meta = module.meta
     exported_shape = tuple(int(s) for s in meta["shape"])
@@ -166,7 +166,7 @@ def _exported_runner(module: torch.nn.Module, shape: Any, dtype: Any) -> _Runner
             if draws is not None:
                 draws = torch.cat([draws, draws.new_zeros((draws.shape[0], fixed_batch - n) + tuple(draws.shape[2:]))],
                                   dim=1)
-        out = module(x) if draws is None else module(x, draws)
+        out = module.sample_from_state(x) if draws is None else module.sample_from_state(x, draws)
         return out[:n]
 
     return _Runner(call, exported_shape[1:], exported_dtype, int(meta["noise_draws"]), description)
