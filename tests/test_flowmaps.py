@@ -164,6 +164,17 @@ def test_distillation_losses_vanish_exactly_at_the_oracle(schedule, loss):
     assert float(loss(fm, batch, times, velocity=perturbed.velocity)) > 1e-5
 
 
+def test_self_distillation_has_the_value_of_the_eulerian_loss():
+    """MeanFlow's regression target sg(v + R): the same value as |R|^2 (t != s almost surely)."""
+    g = torch.Generator().manual_seed(9)
+    schedule = sa.schedules.linear()
+    fm = gaussian_flow_map(schedule, MEAN, VAR)
+    batch, times = _batch(64, g), _times(schedule, 64, g)
+    perturbed = Perturbed(fm, 0.3)
+    torch.testing.assert_close(self_distillation_loss(perturbed, batch, times, velocity=fm.velocity),
+                               eulerian_loss(perturbed, batch, times, velocity=fm.velocity), rtol=1e-10, atol=0)
+
+
 def test_progressive_loss_vanishes_at_the_oracle_gaussian_and_mixture():
     g = torch.Generator().manual_seed(6)
     schedule = sa.schedules.linear()

@@ -2,6 +2,8 @@
 
     nice -n 10 .venv/bin/python examples/digits_flowmap/train.py --loss lagrangian   # writes lagrangian.pt
     nice -n 10 .venv/bin/python examples/digits_flowmap/train.py --loss eulerian     # writes eulerian.pt
+    nice -n 10 .venv/bin/python examples/digits_flowmap/train.py --loss progressive \
+        --init examples/digits_flowmap/lagrangian.pt                                 # writes progressive.pt
 
 Teacher: the committed velocity network of ``examples/digits_flow`` (linear schedule
 ``x_t = t x0 + (1 - t) eps``, noise at ``t = 0``, data at ``t = 1``), frozen. Student: a
@@ -11,6 +13,10 @@ Loss: ``schedalg.flowmaps.lagrangian_loss`` or ``eulerian_loss`` with the teache
 (Boffi, Albergo & Vanden-Eijnden, arXiv 2406.07507, Lagrangian / Eulerian map
 distillation), on the training digits, ``s < t`` drawn as half sorted uniform pairs and
 half the jumps of uniform 1-, 2-, 4- and 8-step grids (the jumps the sampler makes).
+``--loss progressive`` fine-tunes a trained map (``--init``) with
+``schedalg.flowmaps.progressive_loss``: each jump is regressed onto two half-jumps of a
+frozen copy of the map, refreshed every ``--refresh`` steps (progressive flow map
+matching; no teacher evaluations, no jvp).
 Adam, cosine learning rate, EMA of the weights (saved). Weights: a plain state dict
 plus a config dict, loadable with ``torch.load(..., weights_only=True)``.
 """
@@ -29,10 +35,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parents[1])]  # the model module, and schedalg from a clone
 import schedalg as sa  # noqa: E402
-from model import FlowMapMLP, teacher_module  # noqa: E402
-from schedalg.flowmaps import FlowMap, eulerian_loss, lagrangian_loss  # noqa: E402
+from model import FlowMapMLP, load_flow_map, teacher_module  # noqa: E402
+from schedalg.flowmaps import FlowMap, eulerian_loss, lagrangian_loss, progressive_loss  # noqa: E402
 
-LOSSES = {"lagrangian": lagrangian_loss, "eulerian": eulerian_loss}
+LOSSES = {"lagrangian": lagrangian_loss, "eulerian": eulerian_loss, "progressive": progressive_loss}
 GRID_STEPS = (1, 2, 4, 8)
 
 
@@ -47,16 +53,21 @@ def draw_times(batch: int, generator: torch.Generator) -> tuple[torch.Tensor, to
     return s, t
 
 
-def train(loss_name: str, steps: int, batch: int, lr: float, ema_decay: float, seed: int, out: Path) -> None:
+def train(loss_name: str, steps: int, batch: int, lr: float, ema_decay: float, seed: int, out: Path,
+          init: Path | None = None, refresh: int = 250) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     example = teacher_module()
     teacher = example.load_model()
     data, _ = example.load_digits_split()
-    network = FlowMapMLP.from_teacher(teacher)
+    if init is not None:
+        network = load_flow_map(init).requires_grad_(True).train()
+    else:
+        network = FlowMapMLP.from_teacher(teacher)
     ema = copy.deepcopy(network).requires_grad_(False)
     student = FlowMap(network, sa.schedules.linear())
+    frozen = FlowMap(copy.deepcopy(network).requires_grad_(False), sa.schedules.linear())
     loss_fn = LOSSES[loss_name]
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     warmup = 100
@@ -66,7 +77,12 @@ def train(loss_name: str, steps: int, batch: int, lr: float, ema_decay: float, s
     for step in range(1, steps + 1):
         x0 = data[torch.randint(0, data.shape[0], (batch,), generator=generator)]
         noise = torch.randn(x0.shape, generator=generator)
-        loss = loss_fn(student, (x0, noise), draw_times(batch, generator), velocity=teacher)
+        if loss_name == "progressive":
+            if step % refresh == 1:
+                frozen.network.load_state_dict(network.state_dict())
+            loss = loss_fn(student, (x0, noise), draw_times(batch, generator), frozen, 2)
+        else:
+            loss = loss_fn(student, (x0, noise), draw_times(batch, generator), velocity=teacher)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -80,7 +96,8 @@ def train(loss_name: str, steps: int, batch: int, lr: float, ema_decay: float, s
     seconds = time.perf_counter() - start
     payload = {"config": ema.config, "state_dict": ema.state_dict(),
                "training": {"loss": loss_name, "steps": steps, "batch": batch, "lr": lr, "ema_decay": ema_decay,
-                            "seed": seed, "teacher": "examples/digits_flow/weights.pt", "final_loss": running,
+                            "seed": seed, "teacher": "examples/digits_flow/weights.pt",
+                            "init": None if init is None else init.name, "refresh": refresh, "final_loss": running,
                             "seconds": seconds}}
     torch.save(payload, out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {seconds:.0f}s")
@@ -95,9 +112,13 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=0.99)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--init", type=Path, default=None, help="start from these flow-map weights")
+    parser.add_argument("--refresh", type=int, default=250, help="progressive: steps between frozen-copy updates")
     args = parser.parse_args()
+    if args.loss == "progressive" and args.init is None:
+        parser.error("--loss progressive needs --init (a trained flow map to refine)")
     out = args.out or HERE / f"{args.loss}.pt"
-    train(args.loss, args.steps, args.batch, args.lr, args.ema, args.seed, out)
+    train(args.loss, args.steps, args.batch, args.lr, args.ema, args.seed, out, args.init, args.refresh)
 
 
 if __name__ == "__main__":
