@@ -59,8 +59,8 @@ class FlowMapMLP(nn.Module):
 
 
 def load_flow_map(path: Path) -> FlowMapMLP:
-    """The trained network from ``path`` (safe loading: tensors and plain values only)."""
+    """The trained network (float32) from ``path`` (safe loading: tensors and plain values only)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     model = FlowMapMLP(**payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})  # stored in float16
     return model.eval().requires_grad_(False)

@@ -16,9 +16,10 @@ half the jumps of uniform 1-, 2-, 4- and 8-step grids (the jumps the sampler mak
 ``--loss progressive`` fine-tunes a trained map (``--init``) with
 ``schedalg.flowmaps.progressive_loss``: each jump is regressed onto two half-jumps of a
 frozen copy of the map, refreshed every ``--refresh`` steps (progressive flow map
-matching; no teacher evaluations, no jvp).
+matching; no teacher evaluations, no jvp), plus ``--anchor`` times the Lagrangian loss if
+``--anchor > 0``.
 Adam, cosine learning rate, EMA of the weights (saved). Weights: a plain state dict
-plus a config dict, loadable with ``torch.load(..., weights_only=True)``.
+(float16) plus a config dict, loadable with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def draw_times(batch: int, generator: torch.Generator) -> tuple[torch.Tensor, to
 
 
 def train(loss_name: str, steps: int, batch: int, lr: float, ema_decay: float, seed: int, out: Path,
-          init: Path | None = None, refresh: int = 250) -> None:
+          init: Path | None = None, refresh: int = 250, anchor: float = 0.0) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -81,6 +82,9 @@ def train(loss_name: str, steps: int, batch: int, lr: float, ema_decay: float, s
             if step % refresh == 1:
                 frozen.network.load_state_dict(network.state_dict())
             loss = loss_fn(student, (x0, noise), draw_times(batch, generator), frozen, 2)
+            if anchor > 0:  # keep the map on the teacher's ODE while it learns to skip steps
+                loss = loss + anchor * lagrangian_loss(student, (x0, noise), draw_times(batch, generator),
+                                                       velocity=teacher)
         else:
             loss = loss_fn(student, (x0, noise), draw_times(batch, generator), velocity=teacher)
         optimizer.zero_grad(set_to_none=True)
@@ -94,10 +98,11 @@ def train(loss_name: str, steps: int, batch: int, lr: float, ema_decay: float, s
         if step % 100 == 0 or step == steps:
             print(f"step {step:5d}  loss(avg) {running:.5f}  {time.perf_counter() - start:6.1f}s", flush=True)
     seconds = time.perf_counter() - start
-    payload = {"config": ema.config, "state_dict": ema.state_dict(),
+    # stored in float16 (half the file; the network runs in float32 or float64 after loading)
+    payload = {"config": ema.config, "state_dict": {k: v.half() for k, v in ema.state_dict().items()},
                "training": {"loss": loss_name, "steps": steps, "batch": batch, "lr": lr, "ema_decay": ema_decay,
                             "seed": seed, "teacher": "examples/digits_flow/weights.pt",
-                            "init": None if init is None else init.name, "refresh": refresh, "final_loss": running,
+                            "init": None if init is None else init.name, "refresh": refresh, "anchor": anchor, "final_loss": running,
                             "seconds": seconds}}
     torch.save(payload, out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) in {seconds:.0f}s")
@@ -114,11 +119,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--init", type=Path, default=None, help="start from these flow-map weights")
     parser.add_argument("--refresh", type=int, default=250, help="progressive: steps between frozen-copy updates")
+    parser.add_argument("--anchor", type=float, default=0.0,
+                        help="progressive: weight of an added Lagrangian distillation loss (0: none)")
     args = parser.parse_args()
     if args.loss == "progressive" and args.init is None:
         parser.error("--loss progressive needs --init (a trained flow map to refine)")
     out = args.out or HERE / f"{args.loss}.pt"
-    train(args.loss, args.steps, args.batch, args.lr, args.ema, args.seed, out, args.init, args.refresh)
+    train(args.loss, args.steps, args.batch, args.lr, args.ema, args.seed, out, args.init, args.refresh, args.anchor)
 
 
 if __name__ == "__main__":
