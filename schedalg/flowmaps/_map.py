@@ -123,17 +123,27 @@ class ConvertedFlowMap:
         self.flow_map = flow_map
         self.schedule = schedule
         self.conversion = _convert(flow_map.schedule, schedule)
+        self._at_float: dict[float, tuple[float, float]] = {}
 
-    def _pieces(self, times: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        wide = times.to(torch.float64)
-        return self.conversion.time(wide), self.conversion.scale(wide)
+    def _pieces(self, value: Any, like: torch.Tensor, name: str) -> tuple[Any, Any]:
+        """``(tau, c)``: host floats for a Python number (computed once per time, e.g. a sampler's
+        grid), else (B,) tensors."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            pieces = self._at_float.get(float(value))
+            if pieces is None:
+                wide = torch.tensor([float(value)], dtype=torch.float64)
+                pieces = (float(self.conversion.time(wide)[0]), float(self.conversion.scale(wide)[0]))
+                self._at_float[float(value)] = pieces
+            return pieces
+        wide = as_times(value, like, name).to(torch.float64)
+        tau, c = self.conversion.time(wide), self.conversion.scale(wide)
+        return tau.to(like.dtype), per_sample(c, like).to(like.dtype)
 
     def __call__(self, y: torch.Tensor, s: Any, t: Any) -> torch.Tensor:
         """``X^B_{s,t}(y) = c(t) X^A_{tau(s), tau(t)}(y / c(s))``."""
         _check_state(y)
-        (tau_s, c_s), (tau_t, c_t) = self._pieces(as_times(s, y, "s")), self._pieces(as_times(t, y, "t"))
-        inner = self.flow_map(y / per_sample(c_s, y).to(y.dtype), tau_s.to(y.dtype), tau_t.to(y.dtype))
-        return per_sample(c_t, y).to(y.dtype) * inner
+        (tau_s, c_s), (tau_t, c_t) = self._pieces(s, y, "s"), self._pieces(t, y, "t")
+        return c_t * self.flow_map(y / c_s, tau_s, tau_t)
 
     def velocity(self, y: torch.Tensor, t: Any) -> torch.Tensor:
         """``b^B_t(y) = (c'/c) y + c tau' b^A_{tau(t)}(y / c)``."""
