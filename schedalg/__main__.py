@@ -9,9 +9,15 @@ Subcommands::
     schedalg export --schedule linear --solver dpmpp_2m --steps 10 --t-end 0.99 \\
                     --denoiser gaussian:0.5,0.3 --shape 16,2 --out sampler.pt
                                            a torch-only sampler file (+ its loader script)
+    schedalg sample --sampler sampler.pt --num-samples 50000 --seed 0 --out samples/
+    schedalg sample --schedule linear --solver dpmpp_2m --steps 10 --t-end 0.99 \\
+                    --denoiser digits --shape 64 --num-samples 1000 --out digits/
+                                           samples ordered by id in shards (any number of
+                                           processes: torchrun --nproc_per_node N -m schedalg sample ...)
 
 ``--denoiser`` is ``gaussian[:mean,variance]`` (the exact denoiser for Gaussian data) or
-``package.module:factory``, a callable returning a :class:`schedalg.models.Denoiser`.
+``package.module:factory``, a callable returning a :class:`schedalg.models.Denoiser`;
+``sample`` also takes ``digits`` (the exact optimal denoiser of scikit-learn's 8x8 digits, shape 64).
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+import time
+from typing import Any, Sequence
 
 import sympy as sp
 
@@ -102,19 +109,38 @@ def _denoiser(spec: str, schedule):
     return factory()
 
 
+def _grid(args: argparse.Namespace, schedule):
+    """The time grid of ``--grid``, ``--steps``, ``--t-start``, ``--t-end``."""
+    from .sampling import TimeGrid
+
+    if args.grid == "uniform":
+        return TimeGrid.uniform(schedule, args.steps, t_start=args.t_start, t_end=args.t_end)
+    if args.grid == "log_snr":
+        return TimeGrid.log_snr_uniform(schedule, args.steps, t_start=args.t_start, t_end=args.t_end)
+    return TimeGrid.karras(schedule, args.steps)
+
+
+def _add_sampler_arguments(parser: argparse.ArgumentParser, *, schedule_required: bool) -> None:
+    """The options that build a sampler from a library schedule, a solver, a grid and a denoiser."""
+    parser.add_argument("--schedule", required=schedule_required)
+    parser.add_argument("--param", action="append", default=[], help="schedule parameter NAME=VALUE")
+    parser.add_argument("--solver", default="euler")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--grid", choices=_GRIDS, default="uniform")
+    parser.add_argument("--t-start", type=float, default=None)
+    parser.add_argument("--t-end", type=float, default=None)
+    parser.add_argument("--denoiser", default="gaussian", help="gaussian[:mean,var] or package.module:factory")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64", "float16", "bfloat16"))
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     import torch
 
     from .errors import SchedalgError
-    from .sampling import Sampler, TimeGrid, export_sampler
+    from .sampling import Sampler, export_sampler
 
     schedule = _schedule(args.schedule, args.param)
-    if args.grid == "uniform":
-        grid = TimeGrid.uniform(schedule, args.steps, t_start=args.t_start, t_end=args.t_end)
-    elif args.grid == "log_snr":
-        grid = TimeGrid.log_snr_uniform(schedule, args.steps, t_start=args.t_start, t_end=args.t_end)
-    else:
-        grid = TimeGrid.karras(schedule, args.steps)
+    grid = _grid(args, schedule)
     try:
         shape = tuple(int(v) for v in args.shape.split(","))
     except ValueError as exc:
@@ -124,6 +150,67 @@ def _cmd_export(args: argparse.Namespace) -> int:
     path = export_sampler(sampler, args.out, torch.zeros(shape, dtype=dtype), dynamic_batch=args.dynamic_batch)
     print(f"wrote {path} ({sampler.solver.name}, {grid.n_steps} steps, {sampler.nfe} network evaluations, "
           f"{sampler.plan.noise_draws} noise draws) and {path.with_name(path.stem + '_loader.py')}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- sample
+
+
+def _add_sample_command(commands: Any) -> None:
+    sample = commands.add_parser(
+        "sample", help="sample N ids into shards (one process, or any number under torchrun)",
+        description="Sample ids 0..N-1 into OUT (shards named by id range + manifest.json). Every sample depends "
+                    "only on (seed, id): the same files for any number of processes and batch size. Rerun the "
+                    "same command to resume after a crash. Under torchrun: NCCL on GPUs, gloo on CPU.")
+    sample.add_argument("--sampler", help="an exported sampler file (schedalg export / export_sampler); "
+                                          "or give --schedule, --solver, --denoiser, --shape instead")
+    _add_sampler_arguments(sample, schedule_required=False)
+    sample.add_argument("--shape", help="one sample's shape D1,D2,... (with --schedule)")
+    sample.add_argument("--num-samples", type=int, required=True)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--batch-size", type=int, default=64)
+    sample.add_argument("--out", required=True, help="output directory")
+    sample.add_argument("--device", default=None, help="default: the rank's GPU under NCCL, else cpu")
+    sample.add_argument("--no-progress", action="store_true")
+    sample.set_defaults(run=_cmd_sample)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .distributed import collective_device, init_from_env, sample
+    from .errors import SchedalgError
+    from .sampling import Sampler, load_sampler
+
+    if (args.sampler is None) == (args.schedule is None):
+        raise SchedalgError("exactly one of --sampler FILE or --schedule NAME", f"--sampler={args.sampler!r}, "
+                            f"--schedule={args.schedule!r}", "see `schedalg sample --help`")
+    with init_from_env() as (rank, world):
+        device = torch.device(args.device) if args.device else collective_device()
+        if args.sampler is not None:
+            sampler, shape, dtype = load_sampler(args.sampler, device=device), None, None
+        else:
+            try:
+                shape = tuple(int(v) for v in (args.shape or "").split(","))
+            except ValueError as exc:
+                raise SchedalgError("--shape D1,D2,... (one sample, no batch)", repr(args.shape),
+                                    "e.g. --shape 2 or --shape 3,32,32") from exc
+            schedule = _schedule(args.schedule, args.param)
+            if args.denoiser == "digits":
+                from .datasets import digits
+                from .denoisers import OptimalDenoiser
+
+                denoiser = OptimalDenoiser(schedule, digits())
+            else:
+                denoiser = _denoiser(args.denoiser, schedule)
+            sampler, dtype = Sampler(denoiser, _grid(args, schedule), args.solver), getattr(torch, args.dtype)
+        start = time.perf_counter()
+        out = sample(sampler, args.num_samples, args.seed, args.out, batch_size=args.batch_size, shape=shape,
+                     dtype=dtype, device=device, progress=not args.no_progress)
+        if rank == 0:
+            elapsed = time.perf_counter() - start
+            print(f"ids 0..{args.num_samples - 1} (seed {args.seed}) are in {out} after {elapsed:.2f} s on {world} "
+                  "process(es); read them with schedalg.distributed.load_samples")
     return 0
 
 
@@ -139,19 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(run=_cmd_show)
     commands.add_parser("solvers", help="list the solvers").set_defaults(run=_cmd_solvers)
     export = commands.add_parser("export", help="export a torch-only sampler file")
-    export.add_argument("--schedule", required=True)
-    export.add_argument("--param", action="append", default=[], help="schedule parameter NAME=VALUE")
-    export.add_argument("--solver", default="euler")
-    export.add_argument("--steps", type=int, default=10)
-    export.add_argument("--grid", choices=_GRIDS, default="uniform")
-    export.add_argument("--t-start", type=float, default=None)
-    export.add_argument("--t-end", type=float, default=None)
-    export.add_argument("--denoiser", default="gaussian", help="gaussian[:mean,var] or package.module:factory")
+    _add_sampler_arguments(export, schedule_required=True)
     export.add_argument("--shape", default="1,2", help="example state shape B,D1,... (batch first)")
-    export.add_argument("--dtype", default="float32", choices=("float32", "float64", "float16", "bfloat16"))
     export.add_argument("--dynamic-batch", action="store_true")
     export.add_argument("--out", required=True)
     export.set_defaults(run=_cmd_export)
+    _add_sample_command(commands)
     return parser
 
 

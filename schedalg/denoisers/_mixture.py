@@ -105,7 +105,8 @@ class GaussianMixtureDenoiser:
         if cached is None:
             means = self.means.to(device)
             cached = (means, 0.5 * (means**2).sum(-1), self.log_weights.to(device), self.variance.to(device))
-            self._device_cache[device] = cached
+            if not torch.compiler.is_compiling():  # values made while tracing are placeholders, not tensors
+                self._device_cache[device] = cached
         return cached
 
     def _check_state(self, x: torch.Tensor) -> None:
@@ -118,6 +119,17 @@ class GaussianMixtureDenoiser:
 
         ``alpha``, ``sigma``: float64 scalars or (B,) tensors. Streamed over chunks of
         components with an online logsumexp; no host synchronization.
+        """
+        _, running_sum, running_mean = self.log_sum_exp_statistics(x, alpha, sigma)
+        return running_mean / running_sum
+
+    def log_sum_exp_statistics(self, x: torch.Tensor, alpha: torch.Tensor,
+                               sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(M, S, Y)`` over this denoiser's components, for flat states ``x`` (B, dim):
+        ``M = max_i l_i`` (B, 1), ``S = sum_i exp(l_i - M)`` (B, 1) and
+        ``Y = sum_i exp(l_i - M) y_i`` (B, dim), with ``l_i`` the logits above, so that
+        ``m(x) = Y / S``. Statistics of disjoint sets of components combine exactly
+        (:func:`schedalg.denoisers.combine_log_sum_exp`).
         """
         batch = x.shape[0]
         means, half_norms, log_weights, variance = self._components(x.device)
@@ -143,7 +155,7 @@ class GaussianMixtureDenoiser:
             running_sum = running_sum * rescale + weights.sum(dim=1, keepdim=True)
             running_mean = running_mean * rescale + weights @ y
             running_max = new_max
-        return running_mean / running_sum
+        return running_max, running_sum, running_mean
 
     def denoise(self, x: torch.Tensor, alpha: Any, sigma: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x0_hat, eps_hat)`` at states ``x`` (B, *data_shape) for given ``alpha``, ``sigma``.

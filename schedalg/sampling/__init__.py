@@ -19,6 +19,8 @@ from ._errors import SamplingError as SamplingError
 from ._errors import SolverError as SolverError
 from ._grid import GRID_QUANTITIES as GRID_QUANTITIES
 from ._grid import TimeGrid as TimeGrid
+from ._noise import STREAM_INITIAL as STREAM_INITIAL
+from ._noise import STREAM_STEPS as STREAM_STEPS
 from ._noise import per_sample_normal as per_sample_normal
 from ._sampler import Sampler as Sampler
 from ._sampler import SamplerStep as SamplerStep
@@ -31,8 +33,8 @@ from ._solver import get_solver as get_solver
 from ._solver import register_solver as register_solver
 
 __all__ = ["solvers", "ExportError", "GridError", "SamplingError", "SolverError", "GRID_QUANTITIES", "TimeGrid",
-           "per_sample_normal", "Sampler", "SamplerStep", "sample", "SOLVERS", "Plan", "Solver", "get_solver",
-           "register_solver", "AffineStep"]
+           "per_sample_normal", "STREAM_INITIAL", "STREAM_STEPS", "Sampler", "SamplerStep", "sample", "SOLVERS", "Plan",
+           "Solver", "get_solver", "register_solver", "AffineStep"]
 
 from ._export import SamplerModule as SamplerModule
 from ._export import export_sampler as export_sampler
