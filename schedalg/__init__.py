@@ -12,7 +12,7 @@ the rest symbolically and compiles it to torch::
 Layers: :mod:`schedalg.symbolic` (pure SymPy) -> :mod:`schedalg.compile` (SymPy -> torch)
 -> :mod:`schedalg.models` -> :mod:`schedalg.sampling`; beside them :mod:`schedalg.schedules`,
 :mod:`schedalg.interop`, :mod:`schedalg.lazy`, :mod:`schedalg.augmented`,
-:mod:`schedalg.denoisers`, :mod:`schedalg.geometry`, :mod:`schedalg.datasets`.
+:mod:`schedalg.denoisers`, :mod:`schedalg.geometry`, :mod:`schedalg.datasets`, :mod:`schedalg.ot`.
 Optional packages (diffusers, k-diffusion, flow_matching, scikit-learn, matplotlib, tqdm)
 are imported only when a feature needs them.
 """
@@ -40,9 +40,10 @@ from . import denoisers as denoisers  # noqa: E402
 from . import geometry as geometry  # noqa: E402
 from . import interop as interop  # noqa: E402
 from . import lazy as lazy  # noqa: E402
+from . import ot as ot  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["compile", "errors", "schedules", "symbolic", "models", "sampling", "augmented", "datasets",
-           "denoisers", "geometry", "interop", "lazy", "CompiledSchedule", "convert_prediction", "SchedalgError",
+           "denoisers", "geometry", "interop", "lazy", "ot", "CompiledSchedule", "convert_prediction", "SchedalgError",
            "PREDICTION_KINDS", "Conversion", "Diffusion", "Schedule", "convert", "lam", "t"]
