@@ -54,7 +54,10 @@ def laguerre_score(inner: Any, norm_sq: Any, potential: Any) -> Any:
     Plain arithmetic on its arguments (tensors with broadcasting, or SymPy expressions:
     ``proofs/prove_ot.py`` checks the identity on the package's own expression).
     """
-    return (norm_sq - potential) - 2 * inner
+    bias = norm_sq - potential
+    if isinstance(inner, torch.Tensor):
+        return torch.add(bias, inner, alpha=-2)  # the same, in one kernel and one (B, C) buffer
+    return bias - 2 * inner
 
 
 class OTError(SchedalgError):
@@ -179,16 +182,17 @@ class SemiDiscreteOT:
 
         The products ``<z, y_j>`` are computed once per chunk and shared by all potentials.
         """
-        batch = z.shape[0]
         potentials = [p.to(z.dtype) for p in potentials]
-        best = [(torch.full((batch,), math.inf, dtype=z.dtype, device=z.device),
-                 torch.zeros(batch, dtype=torch.long, device=z.device)) for _ in potentials]
+        best: list[tuple[torch.Tensor, torch.Tensor]] = [(z, z)] * len(potentials)  # set by the first chunk
         for start in range(0, self.num_targets, self.chunk_size):
             stop = min(start + self.chunk_size, self.num_targets)
             products = z @ self.targets[start:stop].T  # (B, C)
             norms = self._norms[start:stop]
             for k, h in enumerate(potentials):
                 value, index = torch.min(laguerre_score(products, norms, h[start:stop]), dim=1)
+                if start == 0:
+                    best[k] = (value, index)
+                    continue
                 better = value < best[k][0]
                 best[k] = (torch.where(better, value, best[k][0]), torch.where(better, index + start, best[k][1]))
         return best
@@ -286,10 +290,10 @@ class SemiDiscreteOT:
         recorded; the fit stops with ``h = hbar_k`` when it is ``<= tol`` on a sample large
         enough that sampling noise alone would stay below ``tol / 2`` (else the sample grows
         first, so a lucky draw does not stop it; a ``tol`` that ``max_samples`` cannot
-        resolve is refused before any work). When it has not
-        improved by a factor ``1 - min_improvement`` for ``patience`` steps (a plateau,
-        usually at the Monte-Carlo noise floor), the sample grows by ``growth`` (up to
-        ``max_samples``) and the rate decays by ``lr_decay``. After every step ``h`` is
+        resolve is refused before any work). When the error is within twice the sampling
+        noise of ``n_k`` points (progress cannot be seen) the sample grows by ``growth`` (up
+        to ``max_samples``); on a plateau (no improvement by a factor ``1 - min_improvement``
+        for ``patience`` steps) it grows and the rate decays by ``lr_decay`` as well. After every step ``h`` is
         recentred (``mean h = 0``). Default ``samples``: ``max(4096, 64 N)``; default
         ``lr``: ``0.1 * median_j |y_j - ybar|^2 / sqrt(D)`` (``h`` has units of squared
         distance, and Adam moves each ``h_j`` by about ``lr`` per step).
@@ -339,19 +343,18 @@ class SemiDiscreteOT:
             current, averaged = self._sampled_fractions(n, gen, source, [h.detach(), average])
             error = float(reduce((averaged - self.weights).abs()))
             history.append({"step": step, "samples": n, "lr": optimizer.param_groups[0]["lr"], "error": error})
-            if error <= tol:
-                if floor(n) <= tol / 2:
-                    converged = True
-                    break
-                n = min(n * growth, max_samples)  # below tol, but maybe by luck: confirm on a larger sample
+            if error <= tol and floor(n) <= tol / 2:  # (below tol with more noise: the sample grows below)
+                converged = True
+                break
             if error < best * (1 - min_improvement):
                 best, stale = error, 0
             else:
                 stale += 1
-            if stale >= patience:
+            if stale >= patience or error <= 2 * floor(n):  # a plateau, or progress hidden by sampling noise
+                if stale >= patience:  # a real plateau: smaller steps too
+                    for group in optimizer.param_groups:
+                        group["lr"] *= lr_decay
                 n = min(n * growth, max_samples)
-                for group in optimizer.param_groups:
-                    group["lr"] *= lr_decay
                 best, stale = error, 0
             h.grad = self.weights - current  # dF/dh, ascended (maximize=True)
             optimizer.step()
@@ -374,13 +377,14 @@ class SemiDiscreteOT:
 
         A cell's count fraction has standard error ``s_j = sqrt(w_j (1 - w_j) / n)``;
         ``E|N(0, s^2)| = s sqrt(2/pi)``, so ``l1`` noise is ``sqrt(2/pi) sum_j s_j``; for
-        ``max`` the largest ``s_j`` is used (a lower bound of the expected maximum).
+        ``max`` the largest ``s_j`` times ``sqrt(2 log 2N)`` (the growth of the expected
+        maximum of ``N`` half-normals).
         """
         spread = (self.weights * (1 - self.weights)).sqrt()
         if metric == "l1":
             total = float(spread.sum()) * math.sqrt(2 / math.pi)
         else:
-            total = float(spread.max())
+            total = float(spread.max()) * math.sqrt(2 * math.log(2 * self.num_targets))
         return lambda n: total / math.sqrt(n)
 
     def __repr__(self) -> str:
