@@ -68,6 +68,11 @@ def test_expressway_cells_are_balanced_and_starts_are_latents():
     noise = torch.randn(32, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     starts = road.start(noise)
     assert torch.equal(starts, road.latents[road.ot.assign(noise)])
+    # float32 cells, float64 starts
+    single = Expressway(sampler, data, ot_dtype=torch.float32)
+    single.ot.potential = road.ot.potential
+    assert single.ot.targets.dtype == torch.float32 and single.start(noise).dtype == torch.float64
+    assert torch.equal(single.start(noise), starts)
     # a stochastic sampler takes its seed through
     stochastic = Expressway(Sampler(GaussianMixtureDenoiser(schedule, data, 0.01),
                                     TimeGrid.uniform(schedule, 4, t_start=0.5), "euler_maruyama"), data)
@@ -86,6 +91,8 @@ def test_expressway_bad_input():
         Expressway(Sampler(denoiser, TimeGrid.uniform(schedule, 4)), data)  # starts at pure noise
     with pytest.raises(OTError, match="floating tensor"):
         Expressway(Sampler(denoiser, TimeGrid.uniform(schedule, 4, t_start=0.5)), torch.ones(3, 2, dtype=torch.long))
+    with pytest.raises(OTError, match="ot_dtype"):
+        Expressway(Sampler(denoiser, TimeGrid.uniform(schedule, 4, t_start=0.5)), data, ot_dtype=torch.long)
     road = Expressway(Sampler(denoiser, TimeGrid.uniform(schedule, 4, t_start=0.5)), data)
     with pytest.raises(OTError, match="shape \\(B, 2\\)"):
         road(torch.randn(4, 3, dtype=torch.float64))
