@@ -150,7 +150,10 @@ def main() -> None:
         fits[level] = {"fit_seconds": road.fit_seconds, "steps": len(road.ot.history),
                        "converged": road.ot.converged, "marginal_error_l1_fit": road.ot.marginal_error,
                        "marginal_error_l1_check": float((check - road.ot.weights).abs().sum()),
-                       "empty_cells_check": int((check == 0).sum()), "final_samples": road.ot.history[-1]["samples"]}
+                       "empty_cells_check": int((check == 0).sum()), "final_samples": road.ot.history[-1]["samples"],
+                       # residual imbalance aligned with the latents' norms biases the expressway's law
+                       "corr_cell_mass_latent_norm": float(torch.corrcoef(torch.stack(
+                           [check, road.latents.norm(dim=1)]))[0, 1])}
         print(f"OT fit level {level}: {fits[level]}", flush=True)
 
     for system, denoiser in systems.items():
