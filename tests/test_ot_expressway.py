@@ -124,7 +124,8 @@ def test_classifier_uses_the_flow_split_and_is_accurate():
                                                   ROOT / "examples" / "digits_classifier" / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    flow_spec = importlib.util.spec_from_file_location("digits_flow_model", ROOT / "examples" / "digits_flow" / "model.py")
+    flow_spec = importlib.util.spec_from_file_location("digits_flow_model",
+                                                       ROOT / "examples" / "digits_flow" / "model.py")
     flow = importlib.util.module_from_spec(flow_spec)
     flow_spec.loader.exec_module(flow)
     train_x, _, test_x, test_y = module.load_digits_split()

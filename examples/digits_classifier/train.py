@@ -44,7 +44,8 @@ def main() -> None:
         accuracy = float((model(test_x).argmax(1) == test_y).float().mean())
         train_accuracy = float((model(train_x).argmax(1) == train_y).float().mean())
     torch.save({"config": model.config, "state_dict": model.state_dict()}, WEIGHTS)
-    print(f"{STEPS} steps in {seconds:.1f}s; final loss {float(loss.detach()):.4f}; train accuracy {train_accuracy:.4f}; "
+    print(f"{STEPS} steps in {seconds:.1f}s; final loss {float(loss.detach()):.4f}; "
+          f"train accuracy {train_accuracy:.4f}; "
           f"held-out accuracy {accuracy:.4f}; wrote {WEIGHTS} ({WEIGHTS.stat().st_size / 1e3:.0f} kB)")
 
 

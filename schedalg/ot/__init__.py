@@ -22,4 +22,5 @@ from ._semidiscrete import OTError as OTError
 from ._semidiscrete import SemiDiscreteOT as SemiDiscreteOT
 from ._semidiscrete import laguerre_score as laguerre_score
 
-__all__ = ["Expressway", "mixed_rate", "nearest_distances", "MARGINAL_METRICS", "OTError", "SemiDiscreteOT", "laguerre_score"]
+__all__ = ["Expressway", "mixed_rate", "nearest_distances", "MARGINAL_METRICS", "OTError", "SemiDiscreteOT",
+           "laguerre_score"]

@@ -14,7 +14,11 @@ evaluation. The network evaluations are the sampler's (``nfe``), counted as ever
 else. Every source point in the cell of ``x_j`` starts at the same latent ``x_j``: with a
 deterministic sampler the expressway can produce at most ``N`` distinct samples, and at
 a low noise level ``t_0`` they are close to the data ``y_j`` themselves (memorisation;
-measure it with :func:`schedalg.ot.nearest_distances`).
+measure it with :func:`schedalg.ot.nearest_distances`). With balanced cells (every cell of
+mass ``w_j``), ``T(z)`` for ``z ~ N(0, I)`` has the law ``sum_j w_j delta_{x_j}``: the same law
+as drawing the index at random. The map makes the choice a deterministic, monotone
+function of the noise; it cannot change the law of the samples, and a residual imbalance
+of the fitted cells biases it (``benchmarks/ot.py`` measures both).
 """
 
 from __future__ import annotations

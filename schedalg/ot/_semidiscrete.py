@@ -200,7 +200,8 @@ class SemiDiscreteOT:
     def assign(self, z: torch.Tensor) -> torch.Tensor:
         """Index ``j(z) = argmin_j |z - y_j|^2 - h_j`` of each source point (int64 ``(B,)``, targets' device)."""
         z = self._flat_points(z)
-        out = [self._argmin(z[i:i + self.batch_size], [self._potential])[0][1] for i in range(0, z.shape[0], self.batch_size)]
+        out = [self._argmin(z[i:i + self.batch_size], [self._potential])[0][1]
+               for i in range(0, z.shape[0], self.batch_size)]
         return torch.cat(out)
 
     def transport(self, z: torch.Tensor) -> torch.Tensor:
