@@ -284,3 +284,21 @@ def test_default_coordinates_wrap_a_diffusers_model_without_options(unet):
             x = scheduler.step(unet(scheduler.scale_model_input(x, t), t).sample, t, x).prev_sample
         ours = Sampler(denoiser, grid, "euler")(latents * scheduler.init_noise_sigma, scale_noise=False)
     torch.testing.assert_close(ours, x, **SAME_METHOD)
+
+
+def test_img2img_begins_mid_schedule_like_diffusers_euler(sd_parts):
+    """StableDiffusionImg2ImgPipeline: add_noise + set_begin_index + sliced timesteps, as diffusers' Euler."""
+    unet, vae, embeds, negative = sd_parts
+    image = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(11))
+    outputs = []
+    config = diffusers.EulerDiscreteScheduler(**SD_CONFIG).config
+    for scheduler in (diffusers.EulerDiscreteScheduler.from_config(config),
+                      SchedalgScheduler.from_config(config, solver="euler")):
+        pipe = diffusers.StableDiffusionImg2ImgPipeline(vae=vae, text_encoder=None, tokenizer=None, unet=unet,
+                                                        scheduler=scheduler, safety_checker=None,
+                                                        feature_extractor=None, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        outputs.append(pipe(image=image, prompt_embeds=embeds, negative_prompt_embeds=negative, strength=0.6,
+                            num_inference_steps=10, guidance_scale=2.0, output_type="latent",
+                            generator=torch.Generator().manual_seed(12)).images)
+    torch.testing.assert_close(outputs[1], outputs[0], **SAME_METHOD)

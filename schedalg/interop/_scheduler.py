@@ -275,19 +275,22 @@ def _make_class() -> type:
             return self._begin_index
 
         def set_begin_index(self, begin_index: int = 0) -> None:
-            """Start at evaluation ``begin_index`` (img2img); it must open a solver step."""
+            """Start at evaluation ``begin_index`` (img2img); it must open a solver step.
+
+            A multistep solver starts there with an empty history (its lower orders first)."""
             if self._planned is None:
                 raise SchedulerError("set_timesteps(...) before set_begin_index", "no timesteps", None)
             sampler = self._planned[0]
             per_step = sampler.nfe // sampler.grid.n_steps if sampler.nfe % sampler.grid.n_steps == 0 else None
             if begin_index == 0:
                 step = 0
-            elif per_step is not None and begin_index % per_step == 0 and sampler.plan.solver.init_memory() == ():
+            elif per_step is not None and begin_index % per_step == 0:
                 step = begin_index // per_step
             else:
-                raise SchedulerError("a begin index at the start of a solver step of a one-step method",
-                                     f"begin_index={begin_index} with {sampler.solver.name!r}",
-                                     "use a Runge-Kutta solver (euler, heun, ...) for img2img, or begin at 0")
+                raise SchedulerError("a begin index at the start of a solver step",
+                                     f"begin_index={begin_index} with {sampler.solver.name!r} "
+                                     f"({sampler.nfe} evaluations on {sampler.grid.n_steps} steps)",
+                                     "use a solver with the same number of evaluations on every step for img2img")
             self._begin_index = begin_index
             self._calls, self._step = begin_index, step
 
