@@ -1,6 +1,6 @@
 """schedalg in one page: declare schedules, derive, compile, tabulate and plot.
 
-    python examples/demo.py            # prints tables, writes out/demo.png
+    python examples/demo.py            # prints tables, writes out/demo.png and out/trajectories.png
 """
 
 from __future__ import annotations
@@ -50,26 +50,27 @@ def main() -> None:
     out = pathlib.Path("out")
     out.mkdir(exist_ok=True)
     try:
-        plt = sa._optional.require("matplotlib.pyplot", "the demo's plot")
-    except ImportError as exc:
+        import schedalg.plot as splot
+
+        library = sa.schedules.LIBRARY
+        names = ("linear", "cosine", "vp_linear", "vp_cosine", "brownian_bridge", "polynomial_convex")
+        splot.schedules({name: library[name]() for name in names}).savefig(out / "demo.png", dpi=110)
+        splot.trajectories(*splot.record_trajectory(*_mixture_run())).savefig(out / "trajectories.png", dpi=110)
+    except sa.errors.OptionalDependencyError as exc:
         print(f"\n(no plot: {exc})")
         return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for name in ("linear", "cosine", "vp_linear", "vp_cosine", "brownian_bridge", "polynomial_convex"):
-        schedule = sa.schedules.LIBRARY[name]()
-        compiled = schedule.compile()
-        u = torch.linspace(0.001, 0.999, 400, dtype=torch.float64)
-        tt = float(schedule.domain[0]) + u * float(schedule.domain[1] - schedule.domain[0])
-        # plot against generation progress (0 = noise end, 1 = data end)
-        progress = u if schedule.direction > 0 else 1 - u
-        axes[0].plot(progress, compiled.log_snr(tt), label=name)
-        axes[1].plot(progress, compiled.alpha(tt), label=name)
-    axes[0].set(xlabel="generation progress", ylabel="log-SNR lambda", ylim=(-15, 15))
-    axes[1].set(xlabel="generation progress", ylabel="alpha (data coefficient)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "demo.png", dpi=110)
-    print(f"\nwrote {out / 'demo.png'}")
+    print(f"\nwrote {out / 'demo.png'} and {out / 'trajectories.png'}")
+
+
+def _mixture_run():
+    """A sampler on the exact denoiser of 300 digits (64 dims, a Gaussian mixture), and its noise."""
+    from schedalg.denoisers import GaussianMixtureDenoiser
+    from schedalg.sampling import Sampler, TimeGrid
+
+    schedule = sa.schedules.linear()
+    digits = sa.datasets.digits()[:300]
+    sampler = Sampler(GaussianMixtureDenoiser(schedule, digits, 0.01), TimeGrid.uniform(schedule, 16), "heun")
+    return sampler, torch.randn(8, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
 
 if __name__ == "__main__":

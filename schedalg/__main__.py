@@ -3,8 +3,10 @@
 Subcommands::
 
     schedalg list                          the library schedules (direction, domain, ends)
-    schedalg show vp_linear --param beta_max=10
+    schedalg show vp_linear --param beta_max=10 [--format pretty|latex]
                                            a schedule's derivations (SymPy expressions)
+    schedalg show mypkg.schedules:my_schedule     a user's schedule (a Schedule or a factory),
+    schedalg show ./my_schedule.py:schedule       from a module or a file (its code is imported)
     schedalg solvers                       the registered solvers (order, stochastic, evaluations)
     schedalg export --schedule linear --solver dpmpp_2m --steps 10 --t-end 0.99 \\
                     --denoiser gaussian:0.5,0.3 --shape 16,2 --out sampler.safetensors
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 import time
 from typing import Any, Sequence
@@ -37,22 +40,78 @@ __all__ = ["main"]
 _GRIDS = ("uniform", "log_snr", "karras")
 
 
-def _schedule(name: str, params: Sequence[str]):
+def _parameters(params: Sequence[str]) -> dict[str, float]:
     from .errors import SchedalgError
-    from .schedules import LIBRARY
 
-    if name not in LIBRARY:
-        raise SchedalgError(f"a schedule among {sorted(LIBRARY)}", repr(name), "run `schedalg list`")
     values = {}
     for item in params:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.isidentifier():
             raise SchedalgError("--param NAME=VALUE", repr(item), "e.g. --param beta_max=10")
-        values[key] = float(value)
+        try:
+            values[key] = float(value)
+        except ValueError:
+            raise SchedalgError(f"a number for --param {key}", repr(value), "e.g. --param beta_max=10") from None
+    return values
+
+
+def _user_object(spec: str, what: str):
+    """``package.module:attribute`` or ``path/to/file.py:attribute`` (the user's own code, imported)."""
+    import pathlib
+
+    from .errors import SchedalgError
+
+    location, sep, attribute = spec.rpartition(":")
+    if not sep or not location or not attribute.isidentifier():
+        raise SchedalgError(f"{what} as NAME, package.module:attribute or path/to/file.py:attribute", repr(spec),
+                            "e.g. mypkg.schedules:my_schedule or ./my_schedule.py:schedule")
+    if location.endswith(".py"):
+        path = pathlib.Path(location)
+        if not path.is_file():
+            raise SchedalgError(f"an existing Python file for {what}", f"{location!r} (no such file)", None)
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(location)
+        except ImportError as exc:
+            raise SchedalgError(f"an importable module for {what}", repr(location), f"{exc}; check PYTHONPATH") from None
+    if not hasattr(module, attribute):
+        raise SchedalgError(f"an attribute {attribute!r} in {location!r} for {what}", "none",
+                            f"names there: {sorted(n for n in vars(module) if not n.startswith('_'))[:12]}")
+    return getattr(module, attribute)
+
+
+def _schedule(name: str, params: Sequence[str]):
+    """A library schedule by name, or a user's: a Schedule or a factory, from a module or file."""
+    from .errors import SchedalgError
+    from .schedules import LIBRARY
+    from .symbolic import Schedule
+
+    values = _parameters(params)
+    if ":" in name:
+        found = _user_object(name, "the schedule")
+        if isinstance(found, Schedule):
+            if values:
+                raise SchedalgError("no --param for a Schedule object", f"{sorted(values)}",
+                                    "point at a factory function to pass parameters")
+            return found
+        factory, label = found, name
+    elif name in LIBRARY:
+        factory, label = LIBRARY[name], repr(name)
+    else:
+        raise SchedalgError(f"a schedule among {sorted(LIBRARY)}, or package.module:attribute / file.py:attribute",
+                            repr(name), "run `schedalg list`")
+    if not callable(factory):
+        raise SchedalgError("a Schedule or a function returning one", f"{type(factory).__name__} at {label}", None)
     try:
-        return LIBRARY[name](**values)
+        schedule = factory(**values)
     except TypeError as exc:
-        raise SchedalgError(f"parameters of {name!r}", f"{sorted(values)}", str(exc)) from exc
+        raise SchedalgError(f"parameters of {label}", f"{sorted(values)}", str(exc)) from exc
+    if not isinstance(schedule, Schedule):
+        raise SchedalgError(f"{label} to return a schedalg.Schedule", type(schedule).__name__, None)
+    return schedule
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -71,14 +130,24 @@ def _cmd_show(args: argparse.Namespace) -> int:
     rows = [("alpha", s.alpha), ("sigma", s.sigma), ("d_alpha", s.d_alpha), ("d_sigma", s.d_sigma),
             ("log_snr", s.log_snr), ("d_log_snr", s.d_log_snr), ("e_star", s.e_star), ("drift_f", s.drift_f),
             ("diffusion_g2", s.diffusion_g2), ("edm_sigma", s.edm_sigma)]
+    inverse = s.inverse_log_snr
+    rows.append(("t(lambda)", inverse.expr))
     print(f"schedule {s.name!r}: domain {s.domain}, direction {s.direction:+d} "
           f"(t_noise = {s.t_noise}, t_data = {s.t_data}), point mass: {s.is_point_mass}")
     print(f"log-SNR range (noise -> data): {s.log_snr_range}")
     for label, expr in rows:
-        print(f"  {label:<13} = {sp.simplify(expr) if args.simplify else expr}")
-    inverse = s.inverse_log_snr
-    shown = inverse.expr if inverse.expr is not None else "(numeric: safeguarded bisection + Newton)"
-    print(f"  {'t(lambda)':<13} = {shown}   [{inverse.kind}, {inverse.method}, {inverse.seconds:.2f} s]")
+        if expr is None:
+            print(f"  {label:<13} = (numeric: safeguarded bisection + Newton)")
+            continue
+        expr = sp.simplify(expr) if args.simplify else expr
+        if args.format == "latex":
+            print(f"  {label:<13} = {sp.latex(expr)}")
+        elif args.format == "pretty":
+            art = sp.pretty(expr, use_unicode=True).splitlines()
+            print(f"  {label:<13} = " + ("\n" + " " * 18).join(art))
+        else:
+            print(f"  {label:<13} = {expr}")
+    print(f"  inverse: {inverse.kind}, {inverse.method}")
     return 0
 
 
@@ -100,14 +169,19 @@ def _denoiser(spec: str, schedule):
         from .denoisers import GaussianDenoiser
 
         _, _, rest = spec.partition(":")
-        numbers = [float(v) for v in rest.split(",")] if rest else [0.0, 1.0]
+        try:
+            numbers = [float(v) for v in rest.split(",")] if rest else [0.0, 1.0]
+        except ValueError:
+            numbers = []
         if len(numbers) != 2:
-            raise SchedalgError("--denoiser gaussian:MEAN,VARIANCE", repr(spec), None)
+            raise SchedalgError("--denoiser gaussian:MEAN,VARIANCE (two numbers)", repr(spec), "e.g. gaussian:0.5,0.3")
         return GaussianDenoiser(schedule, numbers[0], numbers[1])
-    module_name, sep, attribute = spec.partition(":")
-    if not sep:
+    if ":" not in spec:
         raise SchedalgError("--denoiser gaussian[:mean,var] or package.module:factory", repr(spec), None)
-    factory = getattr(importlib.import_module(module_name), attribute)
+    factory = _user_object(spec, "--denoiser")
+    if not callable(factory):
+        raise SchedalgError("--denoiser pointing at a callable returning a schedalg Denoiser", type(factory).__name__,
+                            None)
     return factory()
 
 
@@ -124,7 +198,8 @@ def _grid(args: argparse.Namespace, schedule):
 
 def _add_sampler_arguments(parser: argparse.ArgumentParser, *, schedule_required: bool) -> None:
     """The options that build a sampler from a library schedule, a solver, a grid and a denoiser."""
-    parser.add_argument("--schedule", required=schedule_required)
+    parser.add_argument("--schedule", required=schedule_required,
+                        help="a library name, package.module:attribute or path/to/file.py:attribute")
     parser.add_argument("--param", action="append", default=[], help="schedule parameter NAME=VALUE")
     parser.add_argument("--solver", default="euler")
     parser.add_argument("--steps", type=int, default=10)
@@ -223,8 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the library schedules").set_defaults(run=_cmd_list)
     show = commands.add_parser("show", help="print a schedule's derivations")
-    show.add_argument("name")
+    show.add_argument("name", help="a library name, package.module:attribute or path/to/file.py:attribute")
     show.add_argument("--param", action="append", default=[], help="NAME=VALUE (repeatable)")
+    show.add_argument("--format", choices=("text", "pretty", "latex"), default="text")
     show.add_argument("--simplify", action="store_true", help="simplify each expression before printing")
     show.set_defaults(run=_cmd_show)
     commands.add_parser("solvers", help="list the solvers").set_defaults(run=_cmd_solvers)

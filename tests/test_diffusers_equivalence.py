@@ -106,7 +106,7 @@ def test_ddim_native_coordinates(unet, prediction):
     latents = _latents()
     theirs = run_diffusers(scheduler, Recorder(unet), latents, 10)
     recorder = Recorder(unet)
-    denoiser = diffusers_denoiser(recorder, scheduler)
+    denoiser = diffusers_denoiser(recorder, scheduler, coordinates="native")
     grid = diffusers_grid(scheduler, denoiser.schedule)
     ours = run_schedalg(denoiser, grid, "ddim", latents)
     assert recorder.timesteps == scheduler.timesteps.double().tolist()
@@ -118,7 +118,7 @@ def test_ddim_last_step_from_zero_to_alphas_cumprod_zero_is_a_no_op(unet):
     scheduler = diffusers.DDIMScheduler(set_alpha_to_one=False, clip_sample=False)
     latents = _latents(8)
     theirs = run_diffusers(scheduler, unet, latents, 5)
-    denoiser = diffusers_denoiser(unet, scheduler)
+    denoiser = diffusers_denoiser(unet, scheduler, coordinates="native")
     grid = diffusers_grid(scheduler, denoiser.schedule)
     assert grid.n_steps == 4 and float(grid.times[-1]) == 0.0
     torch.testing.assert_close(theirs[-1], theirs[-2], rtol=1e-6, atol=1e-6)
@@ -191,7 +191,7 @@ def test_dpmpp_2m_native_coordinates(unet, prediction):
                                                       final_sigmas_type="sigma_min", lower_order_final=False)
     latents = _latents(6)
     theirs = run_diffusers(scheduler, unet, latents, 8)
-    denoiser = diffusers_denoiser(unet, scheduler)
+    denoiser = diffusers_denoiser(unet, scheduler, coordinates="native")
     ours = run_schedalg(denoiser, diffusers_grid(scheduler, denoiser.schedule), "dpmpp_2m", latents)
     _assert_trajectories(ours, theirs)
 
@@ -207,7 +207,7 @@ def test_flow_match_euler_applies_the_shift_once(unet, shift):
     theirs_net = Recorder(unet)
     theirs = run_diffusers(scheduler, theirs_net, latents, 6)
     recorder = Recorder(unet)
-    denoiser = diffusers_denoiser(recorder, scheduler)
+    denoiser = diffusers_denoiser(recorder, scheduler, coordinates="native")
     grid = diffusers_grid(scheduler, denoiser.schedule)
     ours = run_schedalg(denoiser, grid, "euler", latents)
     torch.testing.assert_close(torch.tensor(recorder.timesteps, dtype=torch.float64), torch.tensor(theirs_net.timesteps, dtype=torch.float64),
@@ -240,14 +240,14 @@ def test_dpmpp_2m_on_flow_sigmas(unet):
     theirs_net = Floored(unet)
     theirs = run_diffusers(scheduler, theirs_net, latents, 7)
     exact = Recorder(unet)
-    denoiser = diffusers_denoiser(exact, scheduler)
+    denoiser = diffusers_denoiser(exact, scheduler, coordinates="native")
     grid = diffusers_grid(scheduler, denoiser.schedule)
     run_schedalg(denoiser, grid, "dpmpp_2m", latents)
     torch.testing.assert_close(torch.tensor(exact.timesteps, dtype=torch.float64), 1000 * grid.times[:-1],
                                rtol=1e-12, atol=0)
     assert exact.timesteps != theirs_net.timesteps  # diffusers truncates 1000 sigma
     floored = Floored(unet)
-    ours = run_schedalg(diffusers_denoiser(floored, scheduler), grid, "dpmpp_2m", latents)
+    ours = run_schedalg(diffusers_denoiser(floored, scheduler, coordinates="native"), grid, "dpmpp_2m", latents)
     assert floored.timesteps == theirs_net.timesteps
     _assert_trajectories(ours, theirs)
 
@@ -339,7 +339,7 @@ def test_edm_wrapper_agrees_with_schedule_conversion(unet):
     grid = sa.sampling.TimeGrid(edm_denoiser.schedule, full.times[1:-1])  # inside the table's log-SNR range
     latents = _latents(9)
     direct = Sampler(edm_denoiser, grid, "heun")(latents, scale_noise=False)
-    converted = Sampler(diffusers_denoiser(unet, scheduler), grid, "heun")(latents, scale_noise=False)
+    converted = Sampler(diffusers_denoiser(unet, scheduler, coordinates="native"), grid, "heun")(latents, scale_noise=False)
     torch.testing.assert_close(direct, converted, rtol=1e-10, atol=1e-10)
 
 
@@ -361,7 +361,7 @@ def test_classifier_free_guidance_matches_a_diffusers_style_loop():
             cond, uncond = both.chunk(2)
             x = scheduler.step(uncond + w * (cond - uncond), timestep, x).prev_sample
             theirs.append(x)
-    denoiser = diffusers_denoiser(net, scheduler, guidance_scale=w, uncond={"class_labels": null[:1]})
+    denoiser = diffusers_denoiser(net, scheduler, coordinates="native", guidance_scale=w, uncond={"class_labels": null[:1]})
     grid = diffusers_grid(scheduler, denoiser.schedule)
     steps = list(Sampler(denoiser, grid, "ddim").iterate(latents, scale_noise=False, class_labels=labels))
     _assert_trajectories([steps[0].x] + [s.x_next for s in steps], theirs)

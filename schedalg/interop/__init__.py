@@ -27,3 +27,11 @@ __all__ = ["DIFFUSERS_PREDICTIONS", "diffusers_denoiser", "diffusers_grid", "dif
            "flow_shift_from_config", "is_flow_config", "schedule_from_diffusers", "flow_match_schedule",
            "shift_noise_level", "unshift_noise_level", "KDiffusionModel", "from_kdiffusion",
            "load_kdiffusion_sampling", "to_kdiffusion"]
+
+
+def __getattr__(name: str):  # SchedalgScheduler subclasses diffusers' classes: built on first use
+    if name == "SchedalgScheduler":
+        from . import _scheduler
+
+        return _scheduler.SchedalgScheduler
+    raise AttributeError(f"module 'schedalg.interop' has no attribute {name!r}")

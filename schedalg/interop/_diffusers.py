@@ -144,10 +144,13 @@ def diffusers_prediction(scheduler: Any) -> str:
     return DIFFUSERS_PREDICTIONS[name]
 
 
-def diffusers_denoiser(network: Any, scheduler: Any, *, coordinates: str = "native", mu: float | None = None,
+def diffusers_denoiser(network: Any, scheduler: Any, *, coordinates: str = "auto", mu: float | None = None,
                        **options: Any) -> NetworkDenoiser:
     """Wrap a diffusers network (``UNet2DModel``, ...: ``net(sample, timestep, **cond).sample``).
 
+    ``coordinates="auto"`` (default): ``"native"`` for flow-matching schedulers, ``"edm"`` for
+    beta schedules, whose diffusers grids usually end at ``sigma = 0`` (``x0``), a level the
+    table itself cannot represent; both give the same trajectories where both apply.
     ``coordinates="native"``: the training schedule (:func:`schedule_from_diffusers` for beta
     schedules; the unshifted flow path for flow matching), time input = the timestep.
     ``coordinates="edm"`` (beta schedules): the EDM schedule ``alpha = 1, sigma = s``, in which
@@ -160,6 +163,8 @@ def diffusers_denoiser(network: Any, scheduler: Any, *, coordinates: str = "nati
     config = _config(scheduler)
     prediction = diffusers_prediction(scheduler)
     steps = int(config.get("num_train_timesteps", 1000))
+    if coordinates == "auto":
+        coordinates = "native" if is_flow_config(scheduler) else "edm"
     if is_flow_config(scheduler):
         if coordinates != "native":
             raise ScheduleError("coordinates='native' for a flow-matching scheduler", repr(coordinates), None)
@@ -170,7 +175,7 @@ def diffusers_denoiser(network: Any, scheduler: Any, *, coordinates: str = "nati
     if coordinates == "native":
         return NetworkDenoiser(network, training, prediction, "t", **options)
     if coordinates != "edm":
-        raise ScheduleError("coordinates 'native' or 'edm'", repr(coordinates), None)
+        raise ScheduleError("coordinates 'auto', 'native' or 'edm'", repr(coordinates), None)
     if prediction not in ("eps", "x0", "v"):
         raise PredictionError("an eps, x0 or v network for coordinates='edm'", repr(prediction), None)
     table = torch.as_tensor(training.alphas_cumprod, dtype=torch.float64)
