@@ -371,7 +371,7 @@ def test_interop_bad_inputs_are_rejected():
     flow = diffusers.FlowMatchEulerDiscreteScheduler()
     with pytest.raises(sa.SchedalgError, match="coordinates='native' for a flow"):
         diffusers_denoiser(lambda x, t: x, flow, coordinates="edm")
-    with pytest.raises(sa.SchedalgError, match="coordinates 'native' or 'edm'"):
+    with pytest.raises(sa.SchedalgError, match="coordinates 'auto', 'native' or 'edm'"):
         diffusers_denoiser(lambda x, t: x, diffusers.DDIMScheduler(), coordinates="vp")
     with pytest.raises(sa.SchedalgError, match="time_shift_type"):
         schedule_from_diffusers({"use_dynamic_shifting": True, "time_shift_type": "cubic", "shift": 1.0}, mu=0.5)
