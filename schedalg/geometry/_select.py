@@ -68,17 +68,9 @@ class Selection:
 
 def power_times(schedule: Schedule, steps: int, rho: float) -> torch.Tensor:
     """``t_k = t_data + (t_noise - t_data)(1 - k/N)^rho``, k = 0..N (float64, noise end first)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise SchedalgError("a number of steps >= 1 (an int)", repr(steps), "pass e.g. steps=10")
-    if not isinstance(rho, (int, float)) or isinstance(rho, bool) or not rho > 0:
-        raise SchedalgError("a warp exponent rho > 0", repr(rho), "rho = 1 is uniform in t; try 1.5")
-    schedule.require_bound("build a time grid on it")
-    compiled = schedule.compile()
-    noise_end, data_end = float(compiled.t_noise), float(compiled.t_data)
-    u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
-    times = data_end + (noise_end - data_end) * (1.0 - u) ** float(rho)
-    times[0], times[-1] = noise_end, data_end
-    return times
+    from ..sampling import TimeGrid
+
+    return TimeGrid.power(schedule, steps, rho).times
 
 
 def endpoint_error(endpoint: torch.Tensor, reference: torch.Tensor) -> float:
