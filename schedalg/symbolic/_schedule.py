@@ -353,6 +353,9 @@ class Schedule:
             noise_lam = -2.0 * float(np.log(sigma_max))
         if sigma_min is not None:
             data_lam = -2.0 * float(np.log(sigma_min))
+        own_noise, own_data = self.log_snr_range
+        noise_lam = None if noise_lam == own_noise else noise_lam  # an end kept as it is stays exact
+        data_lam = None if data_lam == own_data else data_lam
         ends = []
         for given, target, current, label in ((t_noise, noise_lam, self.t_noise, "noise"),
                                              (t_data, data_lam, self.t_data, "data")):
@@ -567,10 +570,13 @@ def _inverse_error(schedule: Schedule, candidate: sp.Expr) -> float:
         warnings.simplefilter("ignore")
         (lam_values,) = forward(grid)
         inverse = sp.lambdify(lam, candidate, modules="numpy")
-        back = np.asarray(inverse(np.asarray(lam_values, dtype=np.float64)), dtype=np.float64)
-        # also finite where lambda = 0 and elsewhere in range (0/0 forms fail here)
-        probes = np.linspace(np.min(lam_values), np.max(lam_values), 17)
-        probe_values = np.asarray(inverse(np.append(probes, 0.0)), dtype=np.float64)
+        try:  # a complex branch is not an inverse
+            back = np.asarray(inverse(np.asarray(lam_values, dtype=np.float64)), dtype=np.float64)
+            # also finite where lambda = 0 and elsewhere in range (0/0 forms fail here)
+            probes = np.linspace(np.min(lam_values), np.max(lam_values), 17)
+            probe_values = np.asarray(inverse(np.append(probes, 0.0)), dtype=np.float64)
+        except (TypeError, ValueError):
+            return float("inf")
     back = np.broadcast_to(back, grid.shape)
     if not np.all(np.isfinite(back)) or not np.all(np.isfinite(probe_values)):
         return float("inf")
