@@ -29,6 +29,20 @@ class PlannedSampler(Sampler):
         super().__init__(denoiser, grid, solver, **solver_options)
         self.output_scale = float(output_scale)
 
+    @classmethod
+    def for_model(cls, denoiser: Any, grid: Any, solver: Any = "euler", **solver_options: Any) -> "PlannedSampler":
+        """The sampler of ``denoiser`` along ``grid`` (on the model's span, any schedule), answering in the
+        model's coordinates: ``output_scale = 1 / c(t_data)`` from the conversion model -> grid schedule."""
+        from ..sampling._sampler import same_schedule
+        from ..symbolic import convert
+
+        schedule = grid.schedule
+        scale = 1.0
+        if not same_schedule(denoiser.schedule, schedule):
+            end = torch.tensor([float(grid.times[-1])], dtype=torch.float64)
+            scale = 1.0 / float(convert(denoiser.schedule, schedule).scale(end)[0])
+        return cls(denoiser, grid, solver, output_scale=scale, **solver_options)
+
     def __call__(self, noise: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         out = super().__call__(noise, **kwargs)
         return out if self.output_scale == 1.0 else out * self.output_scale

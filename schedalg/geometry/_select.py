@@ -138,8 +138,7 @@ class Selection:
         from ._plan import PlannedSampler
 
         best = self.best
-        return PlannedSampler(self.model, best.grid, get_solver(best.solver, **dict(best.options)),
-                              output_scale=best.output_scale)
+        return PlannedSampler.for_model(self.model, best.grid, get_solver(best.solver, **dict(best.options)))
 
 
 def power_times(schedule: Schedule, steps: int, rho: float) -> torch.Tensor:
