@@ -43,7 +43,7 @@ from schedalg.geometry import PlannedSampler, sampling_schedules, select_sampler
 from schedalg.models import NetworkDenoiser
 from schedalg.sampling import TimeGrid
 
-TUNING = ("edm/digits", "ddpm_linear/digits", "flow_net/digits")
+TUNING = ("edm/digits", "flow_net/digits", "ddpm_linear/digits")
 HELD_OUT = ("edm/patches", "ddpm_cosine/patches", "ve/synthetic")
 BUDGETS = (5, 10, 20)
 EVAL_SEED, CALIBRATION_SEED = 2026, 4242
@@ -54,10 +54,11 @@ RECOMMENDED = ("linear", "uniform", "ipndm")
 # ---------------------------------------------------------------------- data
 
 
-def digits_data() -> tuple[torch.Tensor, float]:
+def digits_data(count: int = 500) -> tuple[torch.Tensor, float]:
+    """The first ``count`` digits (all 1797 make every evaluation 3.6x slower on a shared 2-core machine)."""
     from schedalg.datasets import digits
 
-    return digits(), 0.1
+    return digits()[:count], 0.1
 
 
 def patches_data(count: int = 1000) -> tuple[torch.Tensor, float]:
@@ -186,13 +187,13 @@ def _flow_problem(name: str, held_out: bool) -> SuiteProblem:
     network = module.load_model().double()
 
     def pair(x, alpha, sigma):
-        alpha = torch.as_tensor(alpha, dtype=torch.float64)
-        sigma = torch.as_tensor(sigma, dtype=torch.float64)
+        alpha = torch.as_tensor(alpha, dtype=torch.float64).reshape(-1, 1)  # scalars or one per sample
+        sigma = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1)
         c = 1.0 / (alpha + sigma)
-        tt = (alpha * c).reshape(-1)
+        tt = alpha * c
         y = x * c
         with torch.no_grad():
-            v = network(y, tt)
+            v = network(y, tt.reshape(-1))
         return y + (1 - tt) * v, y - tt * v
 
     model = NetworkDenoiser(network, sa.schedules.linear(), "velocity", "t")
@@ -370,9 +371,12 @@ def diffusers_rows(problem: SuiteProblem, budget: int, noise: torch.Tensor) -> I
             return problem.pair(x_in, alpha, s * alpha)[1]
 
         model = Counter(network)
-        for i, timestep in enumerate(scheduler.timesteps):
-            x = scheduler.step(model(scheduler.scale_model_input(x, timestep).to(torch.float64), i), timestep,
-                               x).prev_sample
+        try:
+            for i, timestep in enumerate(scheduler.timesteps):
+                x = scheduler.step(model(scheduler.scale_model_input(x, timestep).to(torch.float64), i), timestep,
+                                   x).prev_sample
+        except IndexError:  # diffusers cannot run this configuration (e.g. duplicate Karras timesteps)
+            continue
         s_end = float(sigmas[-1])
         a_end = 1.0 / math.sqrt(1.0 + s_end**2)
         # x is in VP coordinates at the model's data end (same log-SNR): map to the model's
@@ -449,8 +453,11 @@ def run_problem(name: str, batch: int, calibration_batch: int, budgets: tuple[in
     for budget in budgets:
         log(f"  {name} NFE {budget}")
         for runner in PEERS:
-            for row in runner(problem, budget, noise):
-                rows.append(row.as_dict())
+            try:
+                for row in runner(problem, budget, noise):
+                    rows.append(row.as_dict())
+            except Exception as exc:  # noqa: BLE001 - a peer that fails on a configuration is reported, not fatal
+                log(f"    [peer failed] {runner.__name__}: {type(exc).__name__}: {exc}")
         for row in schedalg_rows(problem, budget, noise, calibration, log, plan_options):
             rows.append(row.as_dict())
     return rows

@@ -112,9 +112,9 @@ def suite(args: argparse.Namespace, log) -> int:
         batch, calibration_batch, budgets, components = 128, 64, _suite.BUDGETS, None
     for part, names in parts.items():
         rows = []
-        for name in names:
+        for name in names:  # written after every problem, so a late failure keeps the earlier rows
             rows += _suite.run_problem(name, batch, calibration_batch, budgets, log, components)
-        (args.out / f"suite_{part}.json").write_text(json.dumps(rows, indent=1) + "\n")
+            (args.out / f"suite_{part}.json").write_text(json.dumps(rows, indent=1) + "\n")
     items = []
     for part in (("quick",) if args.quick else ("tuning", "held_out")):
         path = args.out / f"suite_{part}.json"
