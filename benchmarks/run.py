@@ -1,8 +1,14 @@
 """Run every benchmark and write benchmarks/results/.
 
-    python -m benchmarks.run            # full: batch 256, every system (~4 minutes on one idle core)
-    python -m benchmarks.run --quick    # quick: batch 64, fewer schedules (~1 minute)
+    python -m benchmarks.run            # the sampling-plan suite (tuning + held-out problems), then speed
+    python -m benchmarks.run --quick    # quick: one problem, NFE 5 and 10, small batches (~2 minutes)
+    python -m benchmarks.run --part held_out   # only the held-out problems (reported separately)
+    python -m benchmarks.run --sweep    # the earlier digits sweep (every schedalg solver x grid vs peers)
     python -m benchmarks.run --report-only   # re-render quality.md and quality.png from quality.json
+
+The suite (``benchmarks/_suite.py``) writes ``suite_<part>.json`` (every row) and
+``suite.md`` (per problem and NFE: automatic plan, README recommendation, best peer,
+ratios, planning cost, calibration vs evaluation error; held-out part separately).
 
 Writes ``quality.json`` (rows: system, sampler, grid, nfe, error, budget, ...),
 ``quality.md`` (tables), ``quality.png`` (log-log error vs NFE), ``speed.json``
@@ -92,11 +98,53 @@ def speed(quick: bool, log, out_dir: Path) -> dict:
     return out
 
 
+def suite(args: argparse.Namespace, log) -> int:
+    """The sampling-plan suite: every problem of the chosen part, NFE 5/10/20, rows and summary."""
+    from . import _suite
+
+    start = time.perf_counter()
+    if args.quick:
+        parts = {"quick": ("edm/digits",)}
+        batch, calibration_batch, budgets, components = 32, 32, (5, 10), 300
+    else:
+        parts = {k: v for k, v in (("tuning", _suite.TUNING), ("held_out", _suite.HELD_OUT))
+                 if args.part in (k, "all")}
+        batch, calibration_batch, budgets, components = 128, 64, _suite.BUDGETS, None
+    for part, names in parts.items():
+        rows = []
+        for name in names:  # written after every problem, so a late failure keeps the earlier rows
+            rows += _suite.run_problem(name, batch, calibration_batch, budgets, log, components)
+            (args.out / f"suite_{part}.json").write_text(json.dumps(rows, indent=1) + "\n")
+    items = []
+    for part in (("quick",) if args.quick else ("tuning", "held_out")):
+        path = args.out / f"suite_{part}.json"
+        if path.exists():
+            items += _suite.summary(json.loads(path.read_text()))
+    meta = {"command": "python -m benchmarks.run" + (" --quick" if args.quick else ""), "batch": batch,
+            "calibration_batch": calibration_batch, "seconds": time.perf_counter() - start}
+    (args.out / ("suite_quick.md" if args.quick else "suite.md")).write_text(_suite.markdown(items, meta))
+    (args.out / ("suite_quick_summary.json" if args.quick else "suite_summary.json")).write_text(
+        json.dumps(items, indent=1) + "\n")
+    for it in items:
+        log(f"{it['problem']:22s} NFE {it['budget']:2d}: auto {it['auto']:.3e} ({it['auto_plan']}) | README "
+            f"{it['readme']:.3e} | best peer {it['best_peer']:.3e} ({it['best_peer_name']}) | ratio {it['ratio']:.2f}"
+            f"{' [held out]' if it['held_out'] else ''}")
+    if not args.skip_speed and not args.quick:
+        log("speed benchmark")
+        result = speed(False, log, args.out)
+        (args.out / "speed.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    log(f"done in {time.perf_counter() - start:.0f} s; results in {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small batch, fewer schedules (a few minutes)")
     parser.add_argument("--skip-speed", action="store_true", help="only the quality benchmark")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--sweep", action="store_true", help="run the earlier digits sweep instead of the suite")
+    parser.add_argument("--part", choices=("tuning", "held_out", "all"), default="all",
+                        help="which problems of the suite to run")
     parser.add_argument("--report-only", action="store_true",
                         help="re-render quality.md and quality.png from an existing quality.json (no runs)")
     args = parser.parse_args(argv)
@@ -117,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         plot(rows, args.out / "quality.png")
         log(f"re-rendered quality.md and quality.png from {args.out / 'quality.json'}")
         return 0
-    command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
+    if not args.sweep:
+        return suite(args, log)
+    command = "python -m benchmarks.run --sweep" + (" --quick" if args.quick else "")
     batch = 64 if args.quick else 256
     start = time.perf_counter()
     log(f"quality benchmark (batch {batch})")

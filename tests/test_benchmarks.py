@@ -124,3 +124,21 @@ def test_memory_rows_show_chunking_bounds_memory():
     # one chunk of 20k: logits and weights of 256 x 20k float64 (~40 MiB each) must show up
     assert rows[1]["peak_growth_mib"] > 60
     assert rows[0]["peak_growth_mib"] < rows[1]["peak_growth_mib"] / 2
+
+
+def test_suite_smoke_every_system_counts_and_the_summary_has_the_ratio():
+    """The plan suite on a tiny problem (40 digits, batch 8, NFE 5): every system's NFE fits, rows summarise."""
+    from benchmarks import _suite
+
+    assert not set(_suite.TUNING) & set(_suite.HELD_OUT)
+    narrow = dict(rhos=(1.0,), grids=("power",), solvers=("heun", "ipndm"), teacher_steps=16,
+                  schedules={"linear": sa.schedules.linear()})
+    rows = _suite.run_problem("edm/digits", 8, 8, (5,), lambda message: None, components=40, plan_options=narrow)
+    systems = {r["system"] for r in rows}
+    assert {"schedalg auto", "schedalg README", "k-diffusion", "diffusers", "flow_matching",
+            "iPNDM reference"} <= systems
+    assert all(r["nfe"] <= 5 and r["error"] == r["error"] for r in rows)
+    (item,) = _suite.summary(rows)
+    assert item["ratio"] == item["auto"] / item["best_peer"] and 0 < item["planning_cost"] <= 10_000
+    assert "edm/digits" in _suite.markdown([item], {"command": "x", "batch": 8, "calibration_batch": 8,
+                                                    "seconds": 1.0})

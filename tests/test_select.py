@@ -48,14 +48,14 @@ def test_selection_measures_every_candidate_and_its_best_reproduces():
     noise = per_sample_normal((16, 2), 7, dtype=torch.float64)
     selection = select_sampler(denoiser, noise, 8, schedules={"linear": schedule,
                                                               "trigonometric": sa.schedules.trigonometric()},
-                               solvers=("euler", "midpoint", "rk4"), rhos=(1.0, 2.0))
-    assert len(selection.candidates) == 2 * 2 * 3
-    errors = [c.error for c in selection.candidates]
-    assert errors == sorted(errors) and all(c.nfe <= 8 for c in selection.candidates)
+                               solvers=("euler", "midpoint", "rk4"), rhos=(1.0, 2.0), grids=("power",))
+    assert len(selection.candidates) + len(selection.unstable) == 2 * 2 * 3
+    scores = [c.score for c in selection.candidates]
+    assert scores == sorted(scores) and all(c.nfe <= 8 for c in selection.candidates)
     best = selection.best
     assert best.solver != "euler"  # a first-order method loses at equal evaluations on smooth data
     # the reported calibration error is a real run: reproduce it against the exact flow
-    out = Sampler(denoiser, best.grid, get_solver(best.solver, **dict(best.options)))(noise)
+    out = selection.sampler()(noise)
     exact = denoiser.flow(noise, 0.0, 1.0)
     assert endpoint_error(out, exact) == pytest.approx(best.error, rel=1e-3, abs=1e-8)
 
@@ -65,7 +65,7 @@ def test_each_candidate_gets_the_most_steps_that_fit_the_budget():
     denoiser = GaussianDenoiser(schedule, MEAN, VARIANCE)
     noise = per_sample_normal((4, 2), 1, dtype=torch.float64)
     selection = select_sampler(denoiser, noise, 10, solvers=("rk4", ("rk4", {"final_heun3": False}), "heun"),
-                               rhos=(1.0,))
+                               rhos=(1.0,), schedules={"linear": schedule}, grids=("power",))
     steps = {(c.solver, c.options): c.grid.n_steps for c in selection.candidates}
     assert steps[("rk4", ())] == 2 and steps[("rk4", (("final_heun3", False),))] == 2
     assert steps[("heun", ())] == 5  # 2N - 1 = 9 evaluations (final Euler step)

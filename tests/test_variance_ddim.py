@@ -145,7 +145,8 @@ def test_selection_tries_each_variance_for_variance_solvers():
     denoiser = GaussianDenoiser(schedule, MEAN, 0.01)
     noise = per_sample_normal((8, 3), 7, dtype=torch.float64)
     selection = select_sampler(denoiser, noise, 4, solvers=("vddim", ("vdpmpp_2m", {"variance": 0.5}), "heun"),
-                               rhos=(1.0,), variances=(0.0, 0.01, 0.1))
+                               rhos=(1.0,), variances=(0.0, 0.01, 0.1), schedules={"linear": schedule},
+                               grids=("power",))
     labels = sorted((c.solver, c.options) for c in selection.candidates)
     assert labels == [("heun", ()), ("vddim", (("variance", 0.0),)), ("vddim", (("variance", 0.01),)),
                       ("vddim", (("variance", 0.1),)), ("vdpmpp_2m", (("variance", 0.5),))]

@@ -1,93 +1,215 @@
-"""Choose a (schedule, time grid, solver) for a denoiser and a budget of network evaluations.
+"""Choose a sampling plan (sampling schedule, time grid, solver) for a model and a budget.
 
-Candidates are measured, not predicted: each runs on *calibration* noise (to be drawn
-separately from any noise the choice is later evaluated on) and is scored by its endpoint
-error against a fine reference solve from the same start,
+``plan = select_sampler(model, calibration_noise, budget)`` measures candidates instead
+of predicting them. The model (a :class:`schedalg.models.Denoiser`) is trained on a span
+of its schedule (:meth:`schedalg.Schedule.truncate`); every candidate runs on that span:
 
-    error = mean_b sqrt( mean_d (x_b - x_b^ref)_d^2 ),
+1. **Teacher.** The probability-flow ODE from ``calibration_noise`` at the model's noise
+   end to its data end, solved by RK4 on ``teacher_steps`` steps of a power grid
+   (``rho = 2``) in the time of the linear schedule truncated to the model's log-SNR span
+   (its velocity ``x0_hat - eps_hat`` stays finite at both ends), mapped back to the
+   model's coordinates. A second solve on half the steps estimates the teacher's error
+   (Richardson, order 4). Its evaluations count in the planning cost.
+2. **Sampling schedules.** The model's own, and (default) the linear path, the SD3-style
+   shifted linear path (``shift = 3``, Esser et al. 2024), the trigonometric / VP-cosine
+   path (also the lazy ODE family of unstandardized data, Damsholt et al. 2026), a
+   variance-preserving schedule in log-SNR time and EDM's ``sigma`` time: each is
+   truncated to the model's log-SNR span and served through the schedule algebra's
+   conversion (:class:`schedalg.models.ConvertedDenoiser`). Families that do not cover
+   the span (e.g. EDM time for a model whose noise end is pure noise) are left out.
+3. **Grids** in each schedule's own time: power warps
+   ``t_k = t_data + (t_noise - t_data)(1 - k/N)^rho`` (``rho = 1`` uniform), EDM's
+   rho = 7 spacing, equal log-SNR steps (where the span's log-SNR is finite), and a GITS
+   grid (Chen et al. 2024): the least-cost path through the teacher's trajectory for
+   DDIM jumps, computed once in log-SNR and mapped into every schedule.
+4. **Solvers**: Runge-Kutta (Heun, midpoint, Heun3, RK4, 3/8 rule), multistep Adams
+   (``ipndm``, variable-step ``adams``), DPM-Solver++ 2M/3M and the variance-aware 2M.
 
-the reference being the classical RK4 (:mod:`schedalg.sampling.solvers._rk`) on
-``reference_steps`` steps of the same family's grid. Grid family: a power warp of the
-schedule's own time (EDM's "rho" idea applied to ``t``, Karras et al. 2022, eq. 5),
-
-    t_k = t_data + (t_noise - t_data) (1 - k/N)^rho,
-
-so ``rho = 1`` is uniform in ``t`` and ``rho > 1`` puts more steps near the data end. A
-grid on a schedule other than the denoiser's is served by the sampler's pathwise schedule
-conversion, so the same denoiser can be integrated along the trajectories of another
-schedule. Each candidate gets the most steps whose exact NFE fits the budget.
+Every candidate's endpoint is mapped to the model's coordinates at the span's data end
+(``x_model = x_candidate / c(t_data)``, ``c`` the conversion scale) and scored there
+against the teacher: error = mean over samples of the RMS per dimension. Candidates with
+a non-finite endpoint or an error as large as the teacher's endpoint itself are unstable
+and never chosen; if none is left a :class:`SchedalgError` says so. The choice is robust
+to the calibration batch: the batch is split into ``splits`` groups and a candidate's
+score is its mean error plus the standard deviation of its group errors; candidates
+within ``tie`` (relative) of the best score are near-ties, and the simplest of them
+(model's own schedule, uniform grid, fewest stages, in that order) is returned.
+Planning cost is counted in batch network evaluations and capped at ``max_evaluations``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import inspect
+import math
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import sympy as sp
 import torch
 
 from ..errors import SchedalgError
 from ..models._contract import Denoiser
 from ..symbolic import Schedule
 
-__all__ = ["Candidate", "Selection", "power_times", "endpoint_error", "select_sampler", "VARIANCES"]
+__all__ = ["Candidate", "Selection", "power_times", "endpoint_error", "select_sampler", "sampling_schedules",
+           "VARIANCES", "DEFAULT_SOLVERS", "DEFAULT_RHOS", "DEFAULT_GRIDS", "MAX_EVALUATIONS"]
 
-#: Default data variances tried for solvers that take a ``variance`` option (log-spaced, plus 0).
+#: Default data variances tried for solvers that take a ``variance`` option and are listed without one.
 VARIANCES: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1)
+#: Solvers searched by default (simplest first: on near-ties the earlier one wins).
+DEFAULT_SOLVERS: tuple[Any, ...] = ("heun", "midpoint", "ipndm", "adams", "dpmpp_2m", "dpmpp_3m", "heun3", "rk4",
+                                    "rk4_38", ("vdpmpp_2m", {"variance": 0.01}))
+#: Power-warp exponents searched by default.
+DEFAULT_RHOS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)
+#: Grid families searched by default (simplest first).
+DEFAULT_GRIDS: tuple[str, ...] = ("power", "karras", "log_snr", "gits")
+#: Most batch network evaluations one selection may spend (teacher included).
+MAX_EVALUATIONS = 10_000
+#: The SD3 shift of the shifted linear family.
+SD3_SHIFT = 3.0
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One measured candidate: schedule name, warp ``rho``, solver name and options, grid, NFE, calibration error."""
+    """One measured candidate.
+
+    ``schedule`` (name), ``grid_family`` and ``rho`` (power warps; ``None`` otherwise),
+    ``solver`` and ``options``, the ``grid`` (a :class:`~schedalg.sampling.TimeGrid` on the
+    truncated sampling schedule), ``nfe``, ``error`` (mean calibration error in the model's
+    coordinates), ``spread`` (standard deviation of the group errors), ``score`` (``error
+    + spread``), ``output_scale`` (``1 / c(t_data)``, candidate -> model coordinates) and
+    ``rank`` (simplicity; lower is simpler).
+    """
 
     schedule: str
-    rho: float
+    rho: float | None
     solver: str
     options: tuple[tuple[str, Any], ...]
-    grid: Any  # schedalg.sampling.TimeGrid
+    grid: Any
     nfe: int
     error: float
+    spread: float = 0.0
+    grid_family: str = "power"
+    output_scale: float = 1.0
+    rank: tuple[int, ...] = ()
+
+    @property
+    def score(self) -> float:
+        return self.error + self.spread
+
+    @property
+    def stable(self) -> bool:
+        return math.isfinite(self.error)
 
     @property
     def label(self) -> str:
         extra = "".join(f",{k}={v}" for k, v in self.options)
-        return f"{self.solver}{extra} on {self.schedule}/power(rho={self.rho:g})"
+        grid = f"power(rho={self.rho:g})" if self.grid_family == "power" else self.grid_family
+        return f"{self.solver}{extra} on {self.schedule}/{grid}"
 
 
 @dataclass(frozen=True)
 class Selection:
-    """All candidates measured for one budget (sorted by calibration error) and the best one."""
+    """The plan for one budget: every measured candidate (best score first) and the choice.
+
+    ``best`` is the chosen candidate (the simplest near-tie of the best score);
+    ``cost`` the planning cost in batch network evaluations (teacher included);
+    ``teacher_error`` the estimated error of the teacher (same measure as ``error``);
+    ``unstable`` the candidates left out for non-finite or diverged endpoints.
+    :meth:`sampler` returns the ready sampler.
+    """
 
     budget: int
     candidates: tuple[Candidate, ...]
+    choice: int = 0
+    cost: int = 0
+    teacher_error: float = 0.0
+    unstable: tuple[Candidate, ...] = ()
+    model: Any = field(default=None, repr=False)
 
     @property
     def best(self) -> Candidate:
-        return self.candidates[0]
+        return self.candidates[self.choice]
+
+    def sampler(self):
+        """A :class:`schedalg.geometry.PlannedSampler` for :attr:`best`: ``sampler(noise)`` starts at the
+        model's noise end and returns the state in the model's coordinates at its span's data end."""
+        from ..sampling import get_solver
+        from ._plan import PlannedSampler
+
+        best = self.best
+        return PlannedSampler.for_model(self.model, best.grid, get_solver(best.solver, **dict(best.options)))
 
 
 def power_times(schedule: Schedule, steps: int, rho: float) -> torch.Tensor:
     """``t_k = t_data + (t_noise - t_data)(1 - k/N)^rho``, k = 0..N (float64, noise end first)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise SchedalgError("a number of steps >= 1 (an int)", repr(steps), "pass e.g. steps=10")
-    if not isinstance(rho, (int, float)) or isinstance(rho, bool) or not rho > 0:
-        raise SchedalgError("a warp exponent rho > 0", repr(rho), "rho = 1 is uniform in t; try 1.5")
-    schedule.require_bound("build a time grid on it")
-    compiled = schedule.compile()
-    noise_end, data_end = float(compiled.t_noise), float(compiled.t_data)
-    u = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64)
-    times = data_end + (noise_end - data_end) * (1.0 - u) ** float(rho)
-    times[0], times[-1] = noise_end, data_end
-    return times
+    from ..sampling import TimeGrid
+
+    return TimeGrid.power(schedule, steps, rho).times
 
 
 def endpoint_error(endpoint: torch.Tensor, reference: torch.Tensor) -> float:
     """Mean over the batch of the RMS per dimension of ``endpoint - reference``."""
+    return float(_sample_errors(endpoint, reference).mean())
+
+
+def _sample_errors(endpoint: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     if endpoint.shape != reference.shape:
         raise SchedalgError("an endpoint of the reference's shape", f"{tuple(endpoint.shape)} vs "
                             f"{tuple(reference.shape)}", "sample from the same noise as the reference")
     diff = (endpoint.to(torch.float64) - reference.to(torch.float64)).reshape(reference.shape[0], -1)
-    return float(diff.pow(2).mean(1).sqrt().mean())
+    return diff.pow(2).mean(1).sqrt()
+
+
+# ---------------------------------------------------------------------- schedules
+
+
+def _shifted_linear(shift: float) -> Schedule:
+    """SD3's shifted linear path: noise fraction ``s' = shift s / (1 + (shift - 1) s)``, ``s = 1 - t``."""
+    from ..symbolic._symbols import t
+
+    denominator = 1 + (sp.nsimplify(shift) - 1) * (1 - t)
+    return Schedule(alpha=t / denominator, sigma=sp.nsimplify(shift) * (1 - t) / denominator,
+                    name=f"shifted_linear({shift:g})")
+
+
+def _log_snr_time(low: float, high: float) -> Schedule:
+    """Variance preserving in log-SNR time: ``alpha^2 = sigmoid(t)``, ``sigma^2 = sigmoid(-t)``, ``t = lambda``."""
+    from ..symbolic._symbols import t
+
+    return Schedule(alpha=1 / sp.sqrt(1 + sp.exp(-t)), sigma=1 / sp.sqrt(1 + sp.exp(t)),
+                    domain=(sp.Float(low), sp.Float(high)), name="vp_log_snr_time", truncated=True)
+
+
+def sampling_schedules(model_schedule: Schedule) -> dict[str, Schedule]:
+    """The default sampling schedules for a model, each truncated to the model's log-SNR span.
+
+    Families whose log-SNR range does not cover the model's span are left out.
+    """
+    from ..schedules import edm, linear, trigonometric
+
+    low, high = model_schedule.log_snr_range
+    families: dict[str, Schedule] = {"own": model_schedule, "linear": linear(),
+                                     f"shifted_linear({SD3_SHIFT:g})": _shifted_linear(SD3_SHIFT),
+                                     "trigonometric": trigonometric()}
+    if math.isfinite(low) and math.isfinite(high):
+        families["vp_log_snr_time"] = _log_snr_time(low, high)
+    if math.isfinite(low):
+        sigma_max = math.exp(-low / 2)
+        families["edm_sigma_time"] = edm(sigma_max * 1.5)
+    out = {}
+    for name, schedule in families.items():
+        if name == "own":
+            out[name] = schedule
+            continue
+        s_low, s_high = schedule.log_snr_range
+        if s_low > low or s_high < high:
+            continue
+        out[name] = schedule.truncate(log_snr=(low, high))
+    return out
+
+
+# ---------------------------------------------------------------------- options
 
 
 def _options_of(solver: str | tuple[str, Mapping[str, Any]]) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -113,62 +235,234 @@ def _expand_variances(entries: Sequence[tuple[str, tuple[tuple[str, Any], ...]]]
     return out
 
 
-def select_sampler(denoiser: Denoiser, calibration_noise: torch.Tensor, budget: int, *,
-                   schedules: Mapping[str, Schedule] | None = None,
-                   solvers: Sequence[str | tuple[str, Mapping[str, Any]]] = ("rk4", "heun3", "midpoint", "heun"),
-                   rhos: Sequence[float] = (1.0, 1.25, 1.5, 2.0),
-                   reference_steps: int = 64, reference_rho: float = 1.5,
-                   variances: Sequence[float] = VARIANCES) -> Selection:
-    """Measure every ``schedule x rho x solver`` on ``calibration_noise``; best first.
+# ---------------------------------------------------------------------- counting
 
-    ``schedules``: name -> schedule of the grid (default: the denoiser's own). Candidates
-    whose grid cannot be built or sampled (a :class:`SchedalgError`, e.g. a coefficient
-    that is infinite at an end) or that fit no step into ``budget`` are left out; if none
-    is left, an error says so. The reference for each distinct start is the classical RK4
-    on ``reference_steps`` steps of the ``reference_rho`` grid of that schedule.
-    ``variances``: the values tried for solvers that take a ``variance`` option and were
-    listed without one (see the module docstring).
-    """
-    from ..sampling import Sampler, TimeGrid, get_solver
 
+class _Counted:
+    """A denoiser whose prepared calls are counted (one call = one batch network evaluation)."""
+
+    def __init__(self, inner: Denoiser):
+        self.inner = inner
+        self.schedule = inner.schedule
+        self.calls = 0
+
+    def prepare(self, times: torch.Tensor, *args: Any, **kwargs: Any):
+        prepared = self.inner.prepare(times, *args, **kwargs)
+        owner = self
+
+        class _Prepared:
+            def __call__(self, x, i, **cond):
+                owner.calls += 1
+                return prepared(x, i, **cond)
+
+            def __getattr__(self, name):
+                if name in ("raw", "affine_output"):  # keep every call countable (no fused loop)
+                    raise AttributeError(name)
+                return getattr(prepared, name)
+
+        return _Prepared()
+
+
+# ---------------------------------------------------------------------- selection
+
+
+def _check_inputs(denoiser: Any, calibration_noise: Any, budget: Any) -> None:
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise SchedalgError("a budget of network evaluations >= 1 (an int)", repr(budget), "pass e.g. budget=10")
-    if not isinstance(calibration_noise, torch.Tensor):
+    if not isinstance(calibration_noise, torch.Tensor) or calibration_noise.dim() < 2:
         raise SchedalgError("calibration noise as a torch.Tensor (B, ...)", type(calibration_noise).__name__,
                             "draw it with a generator seeded apart from the evaluation noise")
-    schedules = {denoiser.schedule.name: denoiser.schedule} if schedules is None else dict(schedules)
-    entries = _expand_variances([_options_of(entry) for entry in solvers], variances)
-    references: dict[tuple[str, float], torch.Tensor] = {}
-    measured = []
-    for schedule_name, schedule in schedules.items():
-        for rho in rhos:
-            for name, options in entries:
-                solver = get_solver(name, **dict(options))
+    if not isinstance(getattr(denoiser, "schedule", None), Schedule) or not callable(getattr(denoiser, "prepare",
+                                                                                               None)):
+        raise SchedalgError("a schedalg.models.Denoiser (with .schedule and .prepare(times))",
+                            type(denoiser).__name__, "wrap your network with schedalg.models.NetworkDenoiser")
+
+
+def select_sampler(denoiser: Denoiser, calibration_noise: torch.Tensor, budget: int, *,
+                   schedules: Mapping[str, Schedule] | None = None,
+                   solvers: Sequence[str | tuple[str, Mapping[str, Any]]] | None = None,
+                   rhos: Sequence[float] | None = None, grids: Sequence[str] | None = None,
+                   teacher_steps: int = 96, variances: Sequence[float] = VARIANCES, splits: int = 4,
+                   tie: float = 0.05, max_evaluations: int = MAX_EVALUATIONS) -> Selection:
+    """The plan for ``denoiser`` at ``budget`` network evaluations per sample (see the module docstring).
+
+    Only the first three arguments are needed. ``schedules`` (name -> schedule; each is
+    truncated to the model's span), ``solvers``, ``rhos`` and ``grids`` (families among
+    :data:`DEFAULT_GRIDS`) narrow or widen the search; ``variances`` are tried for
+    variance-aware solvers listed without one.
+    """
+    from ..sampling import Sampler, TimeGrid, get_solver
+    from ..symbolic import convert
+
+    _check_inputs(denoiser, calibration_noise, budget)
+    model = denoiser.schedule
+    model.require_bound("plan a sampler for it")
+    counted = _Counted(denoiser)
+    noise = calibration_noise.to(torch.float64)
+    teacher, teacher_error, trajectory = _teacher(counted, noise, teacher_steps)
+    families = sampling_schedules(model) if schedules is None else {
+        name: (s if _same_span(s, model) else s.truncate(log_snr=model.log_snr_range)) for name, s in schedules.items()}
+    grid_families = tuple(DEFAULT_GRIDS if grids is None else grids)
+    unknown = set(grid_families) - set(DEFAULT_GRIDS)
+    if unknown:
+        raise SchedalgError(f"grid families among {DEFAULT_GRIDS}", f"{sorted(unknown)}", None)
+    entries = _expand_variances([_options_of(e) for e in (DEFAULT_SOLVERS if solvers is None else solvers)],
+                                variances)
+    solver_objects = [(name, options, get_solver(name, **dict(options))) for name, options in entries]
+    rho_values = tuple(DEFAULT_RHOS if rhos is None else rhos)
+    gits = _GitsPath(counted, trajectory) if "gits" in grid_families else None
+    groups = _groups(noise.shape[0], splits)
+    measured, unstable = [], []
+    scale_ref = float(_sample_errors(teacher, torch.zeros_like(teacher)).mean())
+    for s_rank, (schedule_name, schedule) in enumerate(families.items()):
+        output_scale = 1.0 if _same_span(schedule, model) else 1.0 / float(
+            convert(model, schedule).scale(torch.tensor([float(schedule.t_data)], dtype=torch.float64))[0])
+        for g_rank, (family, rho) in enumerate(_grid_list(grid_families, rho_values)):
+            for v_rank, (name, options, solver) in enumerate(solver_objects):
+                if counted.calls + budget > max_evaluations:
+                    break
                 try:
-                    grid = _fit_budget(schedule, rho, solver, budget, TimeGrid)
+                    grid = _fit_budget(lambda steps: _build_grid(TimeGrid, schedule, family, rho, steps, gits),
+                                       solver, budget)
                     if grid is None:
                         continue
-                    key = (schedule_name, float(grid.times[0]))
-                    if key not in references:
-                        fine = TimeGrid(schedule, power_times(schedule, reference_steps, reference_rho),
-                                        label="reference")
-                        references[key] = Sampler(denoiser, fine, "rk4")(calibration_noise)
-                    sampler = Sampler(denoiser, grid, solver)
-                    error = endpoint_error(sampler(calibration_noise), references[key])
+                    sampler = Sampler(counted, grid, solver)
+                    out = sampler(noise) * output_scale
                 except SchedalgError:
                     continue
-                measured.append(Candidate(schedule_name, float(rho), name, options, grid, sampler.nfe, error))
+                errors = _sample_errors(out, teacher)
+                group_errors = torch.stack([errors[g].mean() for g in groups])
+                error = float(errors.mean())
+                spread = float(group_errors.std()) if len(groups) > 1 else 0.0
+                candidate = Candidate(schedule_name, rho, name, options, grid, sampler.nfe, error, spread, family,
+                                      output_scale, (s_rank, g_rank, v_rank))
+                if not (math.isfinite(error) and error < scale_ref):
+                    unstable.append(candidate)
+                else:
+                    measured.append(candidate)
     if not measured:
-        raise SchedalgError(f"at least one candidate that fits {budget} network evaluations", "none",
-                            "raise the budget or add cheaper solvers (e.g. 'euler')")
-    measured.sort(key=lambda c: (c.error if c.error == c.error else float("inf")))
-    return Selection(budget, tuple(measured))
+        detail = f"{len(unstable)} unstable (non-finite or diverged)" if unstable else "none fits"
+        raise SchedalgError(f"at least one candidate that fits {budget} network evaluations and stays finite",
+                            detail, "raise the budget or add cheaper solvers (e.g. 'euler')")
+    measured.sort(key=lambda c: c.score)
+    threshold = measured[0].score * (1.0 + tie)
+    near = [i for i, c in enumerate(measured) if c.score <= threshold]
+    choice = min(near, key=lambda i: measured[i].rank)
+    return Selection(budget, tuple(measured), choice, counted.calls, teacher_error, tuple(unstable), denoiser)
 
 
-def _fit_budget(schedule: Schedule, rho: float, solver: Any, budget: int, grid_type: Any) -> Any:
-    """The power-warped grid with the most steps whose exact NFE for ``solver`` fits ``budget``."""
-    for steps in range(budget, 0, -1):
-        grid = grid_type(schedule, power_times(schedule, steps, rho), label=f"power(rho={rho:g})")
-        if solver.nfe(grid) <= budget:
+def _same_span(schedule: Schedule, model: Schedule) -> bool:
+    return schedule is model or (schedule.alpha == model.alpha and schedule.sigma == model.sigma
+                                 and tuple(schedule.domain) == tuple(model.domain))
+
+
+def _groups(batch: int, splits: int) -> list[slice]:
+    count = max(1, min(int(splits), batch // 4))
+    bounds = [round(k * batch / count) for k in range(count + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def _grid_list(families: Sequence[str], rhos: Sequence[float]) -> list[tuple[str, float | None]]:
+    out: list[tuple[str, float | None]] = []
+    for family in families:
+        if family == "power":
+            out += [("power", float(r)) for r in rhos]
+        else:
+            out.append((family, None))
+    return out
+
+
+def _build_grid(grid_type: Any, schedule: Schedule, family: str, rho: float | None, steps: int,
+                gits: "_GitsPath | None") -> Any:
+    if family == "power":
+        return grid_type.power(schedule, steps, rho)
+    if family == "karras":
+        return grid_type.karras(schedule, steps)
+    if family == "log_snr":
+        return grid_type.log_snr_uniform(schedule, steps)
+    return grid_type.from_times(schedule, gits.times(schedule, steps))
+
+
+def _fit_budget(build: Any, solver: Any, budget: int) -> Any:
+    """The grid with the most steps whose exact NFE for ``solver`` fits ``budget`` (None if none)."""
+    steps = budget
+    while steps >= 1:
+        grid = build(steps)
+        nfe = solver.nfe(grid)
+        if nfe <= budget:
             return grid
+        steps = min(steps - 1, int(budget * steps / nfe))  # NFE is close to proportional to the steps
     return None
+
+
+def _teacher(counted: _Counted, noise: torch.Tensor, steps: int) -> tuple[torch.Tensor, float, Any]:
+    """RK4 endpoints (model coordinates) on ``steps`` and ``steps // 2`` power steps in linear time.
+
+    Returns ``(endpoint, estimated error, (schedule, times, states))``: the fine run's
+    states at every grid time, in the linear schedule's coordinates (for GITS).
+    """
+    from ..sampling import Sampler, TimeGrid
+    from ..schedules import linear
+    from ..symbolic import convert
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 4:
+        raise SchedalgError("teacher_steps >= 4 (an int)", repr(steps), "e.g. teacher_steps=96")
+    model = counted.schedule
+    path = linear()
+    low, high = model.log_snr_range
+    if (low, high) != path.log_snr_range:
+        path = path.truncate(log_snr=(low, high))
+    scale = 1.0 / float(convert(model, path).scale(torch.tensor([float(path.t_data)], dtype=torch.float64))[0])
+    runs = []
+    states = []
+    for n in (steps, steps // 2):
+        grid = TimeGrid.power(path, n, 2.0)
+        sampler = Sampler(counted, grid, "rk4")
+        keep = []
+        out = None
+        for step in sampler.iterate(noise):
+            if n == steps:
+                keep.append(step.x)
+            out = step.x_next
+        if n == steps:
+            states = keep + [out]
+            times = grid.times
+        runs.append(out * scale)
+    estimate = float(_sample_errors(runs[0], runs[1]).mean()) / 15.0  # fourth order: (2^4 - 1)
+    return runs[0], estimate, (path, times, torch.stack(states))
+
+
+class _GitsPath:
+    """GITS (Chen et al. 2024) on the teacher: DDIM jump costs between teacher states, in log-SNR.
+
+    Every fourth teacher time is a candidate; a jump ``i -> j`` costs the RMS error (model
+    coordinates) of one DDIM step from the teacher's state at ``i`` to time ``j``, which is
+    the same step in every schedule, so the least-cost path is computed once and mapped to
+    each schedule through its log-SNR (ends exact).
+    """
+
+    def __init__(self, counted: _Counted, trajectory: Any, stride: int = 4):
+        from ..models import ConvertedDenoiser
+        from ..symbolic import convert
+        from ._gits import jump_costs
+
+        path, times, states = trajectory
+        index = list(range(0, times.numel(), stride))
+        if index[-1] != times.numel() - 1:
+            index.append(times.numel() - 1)
+        self.fine = times[index]
+        scale = convert(counted.schedule, path).scale(self.fine)
+        served = ConvertedDenoiser(counted, path) if not _same_span(path, counted.schedule) else counted
+        self.costs = jump_costs(served, states[index], self.fine, weight=lambda _t: 1.0 / scale)
+        self.log_snr = path.compile().log_snr(self.fine)
+        self._paths: dict[int, list[int]] = {}
+
+    def times(self, schedule: Schedule, steps: int) -> torch.Tensor:
+        from ._gits import least_cost_path
+
+        if steps not in self._paths:
+            self._paths[steps] = list(least_cost_path(self.costs, steps)[0])
+        lam = self.log_snr[self._paths[steps]]
+        inner = schedule.compile().t_of_log_snr(lam[1:-1], check=False)
+        ends = torch.tensor([float(schedule.t_noise), float(schedule.t_data)], dtype=torch.float64)
+        return torch.cat([ends[:1], inner, ends[1:]])

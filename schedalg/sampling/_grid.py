@@ -16,6 +16,8 @@ Infinite values are kept where they are the true limit (``lambda = -inf`` where
 Constructors:
 
 - :meth:`TimeGrid.uniform`: equal steps in ``t``;
+- :meth:`TimeGrid.power`: a power warp of ``t``, ``t_k = t_data + (t_noise - t_data)(1 - k/N)^rho``
+  (EDM's rho idea applied to any schedule's own time; ``rho = 1`` is uniform);
 - :meth:`TimeGrid.log_snr_uniform`: equal steps in ``lambda`` (DPM-Solver's choice,
   Lu et al. 2022);
 - :meth:`TimeGrid.karras`: EDM's rho-spacing of the noise level ``sigma/alpha``
@@ -26,7 +28,9 @@ Constructors:
   2021 DDIM, Lin et al. 2024 "Common diffusion noise schedules are flawed").
 
 Every constructor validates the result: at least two times, all finite, inside the
-domain, strictly monotone towards the data end (no duplicates).
+domain, strictly monotone towards the data end (no duplicates). By default every grid
+starts and stops exactly at the ends of the schedule's domain, which for a truncated
+schedule is the model's span (:meth:`schedalg.Schedule.truncate`).
 """
 
 from __future__ import annotations
@@ -139,6 +143,22 @@ class TimeGrid:
         return cls(schedule, np.linspace(start, end, steps + 1), label="uniform")
 
     @classmethod
+    def power(cls, schedule: Schedule, steps: int, rho: float = 1.0, *, t_start: float | None = None,
+              t_end: float | None = None) -> "TimeGrid":
+        """``t_k = t_end + (t_start - t_end)(1 - k/N)^rho``, ``k = 0..N`` (``rho > 1``: more steps near the data).
+
+        Defaults: the span's noise and data ends; both ends are exact.
+        """
+        steps = _check_steps(steps)
+        if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not (np.isfinite(rho) and rho > 0):
+            raise GridError("a warp exponent rho > 0", repr(rho), "rho = 1 is uniform in t; try 1.5")
+        start, end = _span(schedule, t_start, t_end)
+        u = np.linspace(0.0, 1.0, steps + 1)
+        times = end + (start - end) * (1.0 - u) ** float(rho)
+        times[0], times[-1] = start, end
+        return cls(schedule, times, label=f"power(rho={rho:g})")
+
+    @classmethod
     def log_snr_uniform(cls, schedule: Schedule, steps: int, *, t_start: float | None = None,
                         t_end: float | None = None) -> "TimeGrid":
         """``steps`` equal steps in ``lambda`` between the log-SNRs at ``t_start`` and ``t_end``.
@@ -195,6 +215,11 @@ class TimeGrid:
         levels = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
         lam = torch.as_tensor(-2.0 * np.log(levels), dtype=torch.float64)
         times = compiled.t_of_log_snr(lam)
+        # levels equal to the span's end levels land exactly on its ends (no inverse rounding)
+        if s_max == noise_level:
+            times[0] = compiled.t_noise
+        if s_min == data_level and not to_data:
+            times[-1] = compiled.t_data
         if to_data:
             times = torch.cat([times, torch.tensor([compiled.t_data], dtype=torch.float64)])
         return cls(schedule, times, label=f"karras(rho={rho})")

@@ -102,10 +102,19 @@ def ve(sigma_min: Any = 0.01, sigma_max: Any = 50.0) -> Schedule:
     return Schedule(alpha=sp.Integer(1), sigma=sigma, params=params, name="ve")
 
 
-def edm(sigma_max: Any = 80.0) -> Schedule:
-    """EDM (Karras et al. 2022): ``alpha = 1``, ``sigma = t`` on ``[0, sigma_max]``, data at ``t = 0``."""
-    params, p = _params(sigma_max=sigma_max)
-    return Schedule(alpha=sp.Integer(1), sigma=t, domain=(0, p["sigma_max"]), params=params, name="edm")
+def edm(sigma_max: Any = 80.0, sigma_min: Any = 0) -> Schedule:
+    """EDM (Karras et al. 2022): ``alpha = 1``, ``sigma = t`` on ``[sigma_min, sigma_max]``, data at ``t = 0``.
+
+    ``sigma_min = 0`` (default) reaches the data; ``sigma_min > 0`` declares the model's
+    truncated span (EDM's networks: ``edm(sigma_max=80.0, sigma_min=0.002)``), where
+    samplers start at ``sigma_max * noise`` and return ``x0 + sigma_min eps``-distributed states.
+    """
+    if isinstance(sigma_min, (int, float)) and sigma_min == 0:
+        params, p = _params(sigma_max=sigma_max)
+        return Schedule(alpha=sp.Integer(1), sigma=t, domain=(0, p["sigma_max"]), params=params, name="edm")
+    params, p = _params(sigma_max=sigma_max, sigma_min=sigma_min)
+    return Schedule(alpha=sp.Integer(1), sigma=t, domain=(p["sigma_min"], p["sigma_max"]), params=params,
+                    name="edm", truncated=True)
 
 
 def polynomial_convex(n: Any = 2) -> Schedule:

@@ -38,10 +38,13 @@ class TabulatedSchedule(Schedule):
     """A variance-preserving schedule interpolated from a table of ``alphas_cumprod``.
 
     ``log_snr`` is ``Lambda(t)`` itself (``log(sigmoid(L) / sigmoid(-L)) = L`` exactly);
-    the table is kept as ``alphas_cumprod`` (float64 numpy) for interop.
+    the table is kept as ``alphas_cumprod`` (float64 numpy) for interop. The span is the
+    table's ends ``[0, N-1]`` (the first entry is not ``sigma = 0``), or a narrower
+    ``domain`` (from :meth:`Schedule.truncate`).
     """
 
-    def __init__(self, alphas_cumprod: Any, interpolation: str = "log_snr", name: str | None = None):
+    def __init__(self, alphas_cumprod: Any, interpolation: str = "log_snr", name: str | None = None,
+                 domain: tuple[Any, Any] | None = None):
         table = np.asarray(alphas_cumprod, dtype=np.float64).reshape(-1)
         if table.size < 2:
             raise ScheduleError("a table of at least 2 alphas_cumprod values", f"{table.size} values",
@@ -58,12 +61,19 @@ class TabulatedSchedule(Schedule):
         self._lam_fn = lam_fn
         lam_t = lam_fn(t)
         super().__init__(alpha=1 / sp.sqrt(1 + sp.exp(-lam_t)), sigma=1 / sp.sqrt(1 + sp.exp(lam_t)),
-                         domain=(0, table.size - 1), name=name or f"tabulated[{table.size}]")
+                         domain=(0, table.size - 1) if domain is None else domain,
+                         name=name or f"tabulated[{table.size}]", truncated=True)
+        if not (0 <= float(self.domain[0]) and float(self.domain[1]) <= table.size - 1):
+            raise ScheduleError(f"a domain inside the table's span [0, {table.size - 1}]", f"{self.domain}",
+                                "truncate inside the table")
 
     @cached_property
     def log_snr(self) -> sp.Expr:  # type: ignore[override]
         """``Lambda(t)``, the interpolated table (exactly ``log(alpha^2/sigma^2)``)."""
         return self._lam_fn(t)
+
+    def _with_domain(self, domain: tuple[sp.Expr, sp.Expr]) -> "TabulatedSchedule":
+        return TabulatedSchedule(self.alphas_cumprod, self.interpolation, self.name, domain=domain)
 
     def bind(self, **values: Any) -> "Schedule":  # pragma: no cover - nothing to bind
         raise ScheduleError("no parameters (a tabulated schedule is fully numeric)", f"{sorted(values)}", None)

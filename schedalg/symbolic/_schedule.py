@@ -72,6 +72,10 @@ class Schedule:
     domain:
         ``(t_min, t_max)``; ends where ``alpha`` or ``sigma`` vanish are open
         (``lambda`` is infinite there) and are reported by :attr:`open_ends`.
+    truncated:
+        True declares the domain as a model's *span* that may stop short of the point
+        where ``sigma`` reaches 0 (EDM's ``sigma in [0.002, 80]``); grids, conversions,
+        samplers and plans then start and stop at its ends. See :meth:`truncate`.
     params:
         ``{symbol_or_name: value}``. A number binds the parameter; ``None`` declares it
         symbolic (derivations work, numerics ask for :meth:`bind` first).
@@ -96,6 +100,7 @@ class Schedule:
         domain: tuple[Any, Any] = (0, 1),
         params: Mapping[Any, Any] | None = None,
         name: str | None = None,
+        truncated: bool = False,
     ):
         try:
             alpha_expr = sp.sympify(alpha)
@@ -104,6 +109,7 @@ class Schedule:
             raise ScheduleError("alpha and sigma as SymPy expressions of schedalg.t",
                                 f"{alpha!r}, {sigma!r}", "build them from sa.t with sympy functions") from exc
         self.name = name or "schedule"
+        self.truncated = bool(truncated)
         self._declared: dict[sp.Symbol, Any] = {}
         for key, value in (params or {}).items():
             symbol = key if isinstance(key, sp.Symbol) else _find_symbol(str(key), alpha_expr, sigma_expr)
@@ -158,7 +164,7 @@ class Schedule:
         params.update(values)
         return Schedule(self._template[0], self._template[1], domain=self.domain,
                         params={_find_symbol(k, *self._template, *self.domain): v for k, v in params.items()},
-                        name=self.name)
+                        name=self.name, truncated=self.truncated)
 
     def require_bound(self, what: str) -> None:
         """Raise :class:`UnboundSymbolError` unless every parameter is bound."""
@@ -317,6 +323,73 @@ class Schedule:
                 values.append(float(2 * np.log(a) - 2 * np.log(s)))
         return values[0], values[1]
 
+    # ------------------------------------------------------------------ spans
+
+    def truncate(self, t_noise: Any = None, t_data: Any = None, *, sigma_max: float | None = None,
+                 sigma_min: float | None = None, log_snr: tuple[float, float] | None = None) -> "Schedule":
+        """This schedule on a narrower span (a model's training span), ``truncated=True``.
+
+        Each end is given at most one way, else kept: as a time (``t_noise``, ``t_data``),
+        as an EDM noise level ``sigma/alpha`` (``sigma_max`` at the noise end, ``sigma_min``
+        at the data end), or both as the log-SNR interval ``log_snr = (lambda_noise,
+        lambda_data)``; levels are mapped to times by the inverse log-SNR. The span of a
+        model on another schedule is ``schedule.truncate(log_snr=model_schedule.log_snr_range)``
+        (a conversion maps spans: EDM ``sigma in [0.002, 80]`` is linear ``t in [1/81, 500/501]``).
+        """
+        self.require_bound("truncate it")
+        noise_lam = data_lam = None
+        if log_snr is not None:
+            if sigma_max is not None or sigma_min is not None:
+                raise ScheduleError("each end given one way", "log_snr= together with sigma_max/sigma_min",
+                                    "pass either the log-SNR interval or the noise levels")
+            try:
+                noise_lam, data_lam = (float(v) for v in log_snr)
+            except (TypeError, ValueError) as exc:
+                raise ScheduleError("log_snr=(lambda_noise, lambda_data)", repr(log_snr), None) from exc
+        for level, label in ((sigma_max, "sigma_max"), (sigma_min, "sigma_min")):
+            if level is not None and not (isinstance(level, (int, float)) and np.isfinite(level) and level > 0):
+                raise ScheduleError(f"{label} > 0 (a noise level sigma/alpha)", repr(level), None)
+        if sigma_max is not None:
+            noise_lam = -2.0 * float(np.log(sigma_max))
+        if sigma_min is not None:
+            data_lam = -2.0 * float(np.log(sigma_min))
+        own_noise, own_data = self.log_snr_range
+        noise_lam = None if noise_lam == own_noise else noise_lam  # an end kept as it is stays exact
+        data_lam = None if data_lam == own_data else data_lam
+        ends = []
+        for given, target, current, label in ((t_noise, noise_lam, self.t_noise, "noise"),
+                                             (t_data, data_lam, self.t_data, "data")):
+            if given is not None and target is not None:
+                raise ScheduleError(f"the {label} end given one way", "a time and a noise level", None)
+            if given is not None:
+                ends.append(sp.sympify(given))
+            elif target is not None:
+                ends.append(sp.Float(self._time_of_log_snr(target, label)))
+            else:
+                ends.append(current)
+        lo, hi = (ends[0], ends[1]) if self.direction > 0 else (ends[1], ends[0])
+        d_lo, d_hi = float(self.domain[0]), float(self.domain[1])
+        if not (d_lo <= float(lo) < float(hi) <= d_hi):
+            raise DomainError(f"a span inside the domain [{d_lo:.6g}, {d_hi:.6g}] of {self.name!r}, "
+                              "noise end before data end",
+                              f"t_noise = {float(ends[0]):.6g}, t_data = {float(ends[1]):.6g}",
+                              "pick ends inside the domain (noise levels between those of its ends)")
+        return self._with_domain((lo, hi))
+
+    def _time_of_log_snr(self, target: float, label: str) -> float:
+        import torch
+
+        low, high = self.log_snr_range
+        if not low <= target <= high:
+            raise DomainError(f"a {label}-end log-SNR inside [{low:.6g}, {high:.6g}] of {self.name!r}",
+                              f"lambda = {target:.6g}", "pick a noise level the schedule reaches")
+        return float(self.compile().t_of_log_snr(torch.tensor([target], dtype=torch.float64))[0])
+
+    def _with_domain(self, domain: tuple[sp.Expr, sp.Expr]) -> "Schedule":
+        """A copy of this schedule declared on ``domain`` as a truncated span."""
+        return Schedule(self._template[0], self._template[1], domain=domain, params=dict(self._declared),
+                        name=self.name, truncated=True)
+
     # ------------------------------------------------------------------ inverse
 
     @property
@@ -433,7 +506,7 @@ class Schedule:
         self._numeric_direction = int(majority)
 
     def _check_data_end(self) -> None:
-        if self.alpha.atoms(NumericFunction) or self.sigma.atoms(NumericFunction):
+        if self.truncated or self.alpha.atoms(NumericFunction) or self.sigma.atoms(NumericFunction):
             return
         t_data = float(self.t_data)
         if value_at_end(self.sigma, self.t_data, "+" if self.direction < 0 else "-") == 0.0:
@@ -449,7 +522,8 @@ class Schedule:
                     raise DomainError(
                         f"a domain that reaches the data end of {self.name!r} (where sigma = 0)",
                         f"a domain ending at t = {t_data:.6g} while sigma reaches 0 at t = {r:.6g}",
-                        f"extend the domain to t = {r:.6g}",
+                        f"extend the domain to t = {r:.6g}, or declare a model's span with truncated=True "
+                        "(or schedule.truncate(...))",
                     )
 
 
@@ -496,10 +570,13 @@ def _inverse_error(schedule: Schedule, candidate: sp.Expr) -> float:
         warnings.simplefilter("ignore")
         (lam_values,) = forward(grid)
         inverse = sp.lambdify(lam, candidate, modules="numpy")
-        back = np.asarray(inverse(np.asarray(lam_values, dtype=np.float64)), dtype=np.float64)
-        # also finite where lambda = 0 and elsewhere in range (0/0 forms fail here)
-        probes = np.linspace(np.min(lam_values), np.max(lam_values), 17)
-        probe_values = np.asarray(inverse(np.append(probes, 0.0)), dtype=np.float64)
+        try:  # a complex branch is not an inverse
+            back = np.asarray(inverse(np.asarray(lam_values, dtype=np.float64)), dtype=np.float64)
+            # also finite where lambda = 0 and elsewhere in range (0/0 forms fail here)
+            probes = np.linspace(np.min(lam_values), np.max(lam_values), 17)
+            probe_values = np.asarray(inverse(np.append(probes, 0.0)), dtype=np.float64)
+        except (TypeError, ValueError):
+            return float("inf")
     back = np.broadcast_to(back, grid.shape)
     if not np.all(np.isfinite(back)) or not np.all(np.isfinite(probe_values)):
         return float("inf")

@@ -21,6 +21,8 @@ name               order  stochastic  scheme
 =================  =====  ==========  ==========================================
 """
 
+from ._adams import IPNDM as IPNDM
+from ._adams import AdamsBashforth as AdamsBashforth
 from ._ancestral import Ancestral as Ancestral
 from ._ddim import DDIM as DDIM
 from ._dpm_single import DPMSolver3S as DPMSolver3S
@@ -38,6 +40,6 @@ from ._rk import Heun3 as Heun3
 from ._variance_ddim import VarianceDDIM as VarianceDDIM
 from ._variance_ddim import VarianceDPMSolverPP2M as VarianceDPMSolverPP2M
 
-__all__ = ["Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "Euler", "EulerMaruyama", "Heun", "Midpoint",
+__all__ = ["AdamsBashforth", "IPNDM", "Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "Euler", "EulerMaruyama", "Heun", "Midpoint",
            "DPMSolver3S", "ExplicitRungeKutta", "Heun3", "RK3", "RK4", "RK4ThreeEighths",
            "VarianceDDIM", "VarianceDPMSolverPP2M"]
