@@ -131,6 +131,13 @@ class Selection:
     def best(self) -> Candidate:
         return self.candidates[self.choice]
 
+    def __repr__(self) -> str:  # a plan has hundreds of candidates: show the choice, not the list
+        best = self.best
+        options = "".join(f", {k}={v!r}" for k, v in best.options)
+        return (f"Selection(budget={self.budget}: {best.solver}{options} on {best.schedule!r}, {best.grid!r}; "
+                f"calibration error {best.error:.4g}; {len(self.candidates)} candidates, "
+                f"{len(self.unstable)} unstable; cost {self.cost} batch evaluations)")
+
     def sampler(self):
         """A :class:`schedalg.geometry.PlannedSampler` for :attr:`best`: ``sampler(noise)`` starts at the
         model's noise end and returns the state in the model's coordinates at its span's data end."""
