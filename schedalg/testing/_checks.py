@@ -127,6 +127,14 @@ class CheckReport:
         return self
 
 
+def _guarded(report: CheckReport, group: str, check: Callable[..., None], *args: Any) -> None:
+    """Run one group of checks; an exception inside it is a failure of that group, not a crash."""
+    try:
+        check(*args)
+    except Exception as exc:  # noqa: BLE001 - any error while evaluating is what the report is for
+        report.fail(group, "while evaluating", f"{type(exc).__name__}: {exc}")
+
+
 def check_points(lo: float, hi: float, n: int = 17, extra: Sequence[float] | None = None) -> torch.Tensor:
     """Interior times of ``[lo, hi]``: Chebyshev-clustered, plus ``10^-k`` (width) from both ends
     (k = 2, 4, 6, 8), plus ``extra`` values strictly inside (sorted, float64)."""
@@ -200,13 +208,13 @@ def check_schedule(schedule: Schedule, *, points: Any = None, predictions: bool 
     tt = check_points(lo, hi, extra=extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _check_finite_and_ends(report, schedule, num, tt)
-        _check_symbolic(report, schedule, num, tt)
-        _check_derivatives(report, num, tt)
-        _check_inverse(report, schedule, num, tt)
-        _check_sde(report, schedule, num, tt)
+        _guarded(report, "finite values", _check_finite_and_ends, report, schedule, num, tt)
+        _guarded(report, "compiled == symbolic", _check_symbolic, report, schedule, num, tt)
+        _guarded(report, "derivatives == autograd", _check_derivatives, report, num, tt)
+        _guarded(report, "inverse round trip", _check_inverse, report, schedule, num, tt)
+        _guarded(report, "e* and the forward SDE", _check_sde, report, schedule, num, tt)
         if predictions:
-            _check_predictions(report, schedule, num, tt)
+            _guarded(report, "prediction conversions", _check_predictions, report, schedule, num, tt)
     return report.raise_if_failed() if raise_on_failure else report
 
 
@@ -231,6 +239,11 @@ def _check_finite_and_ends(report: CheckReport, schedule: Schedule, num: Compile
         if math.isnan(float(log_snr[k])):
             report.fail("finite end values", where, "log_snr = nan (expected a number or +-inf)")
     # the ends' limits agree with the values just inside (an end value that jumps is wrong)
+    # the compiled functions themselves at the ends (what a user calling num.sigma(t) gets)
+    plain = num.evaluate(ends, "alpha", "sigma")
+    scale = max(float(torch.maximum(alpha.abs().max(), sigma.abs().max())), 1e-300)
+    report.compare("finite end values: compiled alpha, sigma at the ends == their limits", ends,
+                   torch.stack(plain, -1), torch.stack([alpha, sigma], -1), rtol=0, atol=1e-8 * scale)
     # (10^-12 of the width inside: a square-root end moves by 1e-6 of the scale there)
     width = float(schedule.domain[1]) - float(schedule.domain[0])
     inside = torch.tensor([float(schedule.domain[0]) + 1e-12 * width, float(schedule.domain[1]) - 1e-12 * width],
@@ -380,11 +393,11 @@ def check_conversion(src: Schedule, dst: Schedule, *, diffusion: Diffusion | Non
     ss = check_points(lo, hi, extra=extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _check_map(report, conv, ss)
-        _check_map_derivatives(report, conv, lo, hi)
-        _check_transfer(report, conv, ss, diffusion)
+        _guarded(report, "time map and scale", _check_map, report, conv, ss)
+        _guarded(report, "tau' and c'", _check_map_derivatives, report, conv, lo, hi)
+        _guarded(report, "E*, drift transfer, SDE conversion", _check_transfer, report, conv, ss, diffusion)
         if pathwise:
-            _check_pathwise(report, conv)
+            _guarded(report, "pathwise SDE conversion", _check_pathwise, report, conv)
     return report.raise_if_failed() if raise_on_failure else report
 
 
