@@ -13,43 +13,23 @@ the paper's formula to 0. Generic schedules are undefined functions: source
 from types import SimpleNamespace
 
 import sympy as sp
+from _generic import alpha, at_tau, c, generic_pair, sigma, tau
+from _generic import zero_inside as _zero_inside
 
 import schedalg as sa
-from schedalg.symbolic import DIRECTION, conversion_formulas, map_diffusion, prediction_conversion, s
+from schedalg.symbolic import DIRECTION, map_diffusion, prediction_conversion, s
 
 t = sa.t
 x0, eps = sp.symbols("x0 eps", real=True)
-alpha, sigma = sp.Function("alpha", positive=True), sp.Function("sigma", positive=True)
-tau, c = sp.Function("tau", real=True), sp.Function("c", positive=True)
 e = sp.Function("e", nonnegative=True)
-u = sp.Dummy("u")
-q = sp.Symbol("q", positive=True)
 L = sa.schedules.LIBRARY
 PAIRS = [("linear", "brownian_bridge"), ("linear", "cosine"), ("linear", "polynomial_convex")]
-
-
-def _generic():
-    """Source and destination as package Schedules, and the package's (c, tau') for the pair."""
-    src = sa.Schedule(alpha=alpha(t), sigma=sigma(t), name="src")
-    dst_t = sa.Schedule(alpha=c(t) * alpha(tau(t)), sigma=c(t) * sigma(tau(t)), name="dst")
-    symbols, (c_expr, d_tau_expr, _) = conversion_formulas()
-    at_tau = lambda expr: expr.subs(t, u).subs(u, tau(s))  # noqa: E731
-    values = [getattr(dst_t, n).subs(t, s) for n in sa.symbolic.PIECES] + \
-             [at_tau(getattr(src, n)) for n in sa.symbolic.PIECES]
-    subs = dict(zip(symbols, values))
-    return src, dst_t, c_expr.xreplace(subs), d_tau_expr.xreplace(subs)
-
-
-def _zero_inside(residual, schedule):
-    """residual == 0 inside the domain (0, hi): with t = hi q/(1 + q), q > 0, SymPy knows the signs."""
-    hi = schedule.domain[1]
-    return sp.simplify(residual) == 0 or sp.simplify(residual.subs(t, hi * q / (1 + q))) == 0
 
 
 def test_optimal_maps_to_optimal():
     """map_diffusion(e*_src) = c^2 |tau'| e*_src(tau) equals the destination's own e*, for every pair
     of directions, with c and tau' from conversion_formulas (generic schedules)."""
-    src, dst, c_pkg, d_tau_pkg = _generic()
+    src, dst, (c_pkg, d_tau_pkg, _) = generic_pair()
     for d_src in (1, -1):
         for d_dst in (1, -1):
             conversion = SimpleNamespace(src=SimpleNamespace(direction=d_src), dst=SimpleNamespace(direction=d_dst),
@@ -88,8 +68,7 @@ def test_sde_transfer():
     """Y = c X_tau: with E from map_diffusion and b, score from prediction_conversion (generic
     schedules), the Ito drift c' X + c tau' [b_src + d_src e score_src] equals the destination's
     b_dst + d_dst E score_dst, and the noise variance c^2 2 e |tau'| equals 2 E."""
-    src, dst, c_pkg, d_tau_pkg = _generic()
-    at_tau = lambda expr: expr.subs(t, u).subs(u, tau(s))  # noqa: E731
+    src, dst, (c_pkg, d_tau_pkg, _) = generic_pair()
     x_src = alpha(tau(s)) * x0 + sigma(tau(s)) * eps
 
     def drift(schedule, x, rate, sign, where):
