@@ -19,6 +19,7 @@ from ..symbolic._lazy import gaussian_drift_coefficient as gaussian_drift_coeffi
 from ..symbolic._lazy import gaussian_posterior as gaussian_posterior
 from ..symbolic._lazy import ode_family as ode_family
 from ..symbolic._lazy import point_mass_family as point_mass_family
+from ..symbolic._lazy import sde_drift as sde_drift
 from ._samplers import LAZY_ODE_SOLVERS as LAZY_ODE_SOLVERS
 from ._samplers import integrate_lazy_ode as integrate_lazy_ode
 from ._samplers import integrate_point_mass as integrate_point_mass
@@ -33,7 +34,7 @@ from ._view import PreparedLazy as PreparedLazy
 from ._view import natural_schedule as natural_schedule
 
 __all__ = ["LAZY_KINDS", "LazyFamily", "derive_lazy_family", "gaussian_drift_coefficient", "gaussian_posterior",
-           "ode_family",
+           "ode_family", "sde_drift",
            "point_mass_family", "LAZY_ODE_SOLVERS", "integrate_lazy_ode", "integrate_point_mass", "lazy_nfe",
            "lazy_ode_sample", "point_mass_sample",
            "Standardization", "StandardizationError", "LazyDenoiser", "LazyGridError", "PreparedLazy",
