@@ -98,8 +98,37 @@ def test_map_through_the_inverse_conversion_returns_the_coefficient():
         assert _zero_inside(again - expr, conv.src), expr
 
 
-def test_variance_of_a_rescaled_increment():
-    """(Pure mathematics, used by time_changed_increments.) dW_src * sqrt(|ds|/|dtau|) has variance
-    |ds| when dW_src has variance |dtau|."""
+def test_time_changed_increments_have_the_destination_variance():
+    """time_changed_increments returns dW_src * sqrt(|ds|/|dtau|), so each increment's variance |dtau|
+    becomes |ds| (Var(a X) = a^2 Var(X)): checked element by element on the package's output as
+    out^2 |dtau| = in^2 |ds|, and symbolically for the factor."""
+    import torch
+
+    from schedalg.compile import time_changed_increments
+
     ds, dtau = sp.symbols("ds dtau", positive=True)
     assert sp.simplify((sp.sqrt(ds / dtau)) ** 2 * dtau - ds) == 0
+    conv = sa.convert(L["linear"](), L["polynomial_convex"]())
+    s_grid = torch.linspace(0.1, 0.9, 6, dtype=torch.float64)
+    tau = conv.compile().time(s_grid)
+    d_w = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = time_changed_increments(conv, s_grid, d_w)
+    d_s, d_t = (s_grid[1:] - s_grid[:-1]).abs().reshape(-1, 1), (tau[1:] - tau[:-1]).abs().reshape(-1, 1)
+    torch.testing.assert_close(out**2 * d_t, d_w**2 * d_s, rtol=1e-12, atol=0)
+
+
+def test_the_evaluated_map_is_the_closed_form_map():
+    """Diffusion.to(conv).evaluate (compiled c, tau' and e at tau) equals map_diffusion's closed form
+    c^2 |tau'| e(tau), proved above, evaluated at 30 digits."""
+    import mpmath
+    import torch
+
+    for a, b in PAIRS:
+        conv = sa.convert(L[a](), L[b]())
+        for e_src in (sa.Diffusion.constant(conv.src, sp.Rational(1, 2)), sa.Diffusion(conv.src, t * (1 - t))):
+            closed = sp.lambdify(t, map_diffusion(e_src.expr, conv, simplify=False), "mpmath")
+            s_values = torch.linspace(0.1, 0.9, 5, dtype=torch.float64) * float(conv.dst.domain[1])
+            got = e_src.to(conv).evaluate(s_values)
+            with mpmath.workdps(30):
+                want = torch.tensor([float(closed(mpmath.mpf(float(v)))) for v in s_values], dtype=torch.float64)
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
