@@ -94,9 +94,9 @@ MUTATIONS: tuple[Mutation, ...] = (
              "ratio = torch.sqrt((s64[1:] - s64[:-1]).abs() / (tau[1:] - tau[:-1]).abs())",
              "ratio = (s64[1:] - s64[:-1]).abs() / (tau[1:] - tau[:-1]).abs()",
              _CONVERT_TESTS, ("proofs/prove_diffusion.py",)),
-    Mutation("conversion", "schedalg/compile/_schedule.py",
-             "polished = out - (lam_out - lam_values) / slope",
-             "polished = out + (lam_out - lam_values) / slope",
+    Mutation("conversion", "schedalg/compile/_inverse.py",
+             "above = sign * (fn(mid) - target64) > 0",
+             "above = sign * (fn(mid) - target64) < 0",
              _CONVERT_TESTS + ("tests/test_schedule_library.py",), ("proofs/prove_schedule.py", "proofs/prove_convert.py")),
     # lazy drifts
     Mutation("lazy", "schedalg/lazy/_samplers.py",
