@@ -128,6 +128,14 @@ MUTATIONS: tuple[Mutation, ...] = (
              "return self.log_snr[1:] - self.log_snr[:-1]",
              "return self.log_snr[:-1] - self.log_snr[1:]",
              ("tests/test_grids.py", "tests/test_solvers.py"), ("proofs/prove_models_interop.py",)),
+    # denoisers
+    Mutation("denoiser", "schedalg/denoisers/_mixture.py",
+             "x0 = m + a * variance * residual * inv_c2", "x0 = m + variance * residual * inv_c2",
+             ("tests/test_denoisers_mixture.py",), ("proofs/prove_denoisers.py",)),
+    Mutation("denoiser", "schedalg/denoisers/_mixture.py",
+             "logits = logits + log_weights[start:start + self.chunk_size]",
+             "logits = logits + 2 * log_weights[start:start + self.chunk_size]",
+             ("tests/test_denoisers_mixture.py",), ("proofs/prove_denoisers.py",)),
     # prediction conversions
     Mutation("prediction", "schedalg/symbolic/_predictions.py",
              "return -schedule.sigma, schedule.alpha", "return -schedule.alpha, schedule.sigma",
