@@ -12,7 +12,8 @@ the rest symbolically and compiles it to torch::
 Layers: :mod:`schedalg.symbolic` (pure SymPy) -> :mod:`schedalg.compile` (SymPy -> torch)
 -> :mod:`schedalg.models` -> :mod:`schedalg.sampling`; beside them :mod:`schedalg.schedules`,
 :mod:`schedalg.interop`, :mod:`schedalg.lazy`, :mod:`schedalg.augmented`,
-:mod:`schedalg.denoisers`, :mod:`schedalg.geometry`, :mod:`schedalg.datasets`.
+:mod:`schedalg.denoisers`, :mod:`schedalg.geometry`, :mod:`schedalg.datasets`, and
+:mod:`schedalg.testing` (property tests for your own schedules).
 Optional packages (diffusers, k-diffusion, flow_matching, scikit-learn, matplotlib, tqdm)
 are imported only when a feature needs them.
 """
@@ -40,9 +41,11 @@ from . import denoisers as denoisers  # noqa: E402
 from . import geometry as geometry  # noqa: E402
 from . import interop as interop  # noqa: E402
 from . import lazy as lazy  # noqa: E402
+from . import testing as testing  # noqa: E402 - check functions; hypothesis only when strategies are built
 
 __version__ = "0.1.0"
 
 __all__ = ["compile", "errors", "schedules", "symbolic", "models", "sampling", "augmented", "datasets",
-           "denoisers", "geometry", "interop", "lazy", "CompiledSchedule", "convert_prediction", "SchedalgError",
+           "denoisers", "geometry", "interop", "lazy", "testing", "CompiledSchedule", "convert_prediction",
+           "SchedalgError",
            "PREDICTION_KINDS", "Conversion", "Diffusion", "Schedule", "convert", "lam", "t"]

@@ -10,7 +10,7 @@ import schedalg
 PACKAGES = ["schedalg", "schedalg.symbolic", "schedalg.compile", "schedalg.schedules", "schedalg.models",
             "schedalg.denoisers", "schedalg.errors"]
 OPTIONAL_PACKAGES = ["schedalg.sampling", "schedalg.interop", "schedalg.augmented", "schedalg.lazy",
-                     "schedalg.geometry", "schedalg.datasets"]
+                     "schedalg.geometry", "schedalg.datasets", "schedalg.testing"]
 
 
 def _public(module_name):
