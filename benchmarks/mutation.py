@@ -123,11 +123,11 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("grid", "schedalg/sampling/_grid.py",
              "levels = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho",
              "levels = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** (rho - 1)",
-             ("tests/test_grids.py",), ("proofs/prove_models_interop.py",)),
+             ("tests/test_grids.py",), ("proofs/prove_grids.py",)),
     Mutation("grid", "schedalg/sampling/_grid.py",
              "return self.log_snr[1:] - self.log_snr[:-1]",
              "return self.log_snr[:-1] - self.log_snr[1:]",
-             ("tests/test_grids.py", "tests/test_solvers.py"), ("proofs/prove_models_interop.py",)),
+             ("tests/test_grids.py", "tests/test_solvers.py"), ("proofs/prove_grids.py",)),
     # denoisers
     Mutation("denoiser", "schedalg/denoisers/_mixture.py",
              "x0 = m + a * variance * residual * inv_c2", "x0 = m + variance * residual * inv_c2",
