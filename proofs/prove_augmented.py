@@ -9,7 +9,7 @@ import sympy as sp
 
 import schedalg as sa
 from schedalg.augmented import LinearSDE, cld, psld
-from schedalg.augmented._equilibrium import equilibrium
+from schedalg.augmented import equilibrium
 from schedalg.augmented._linear_sde import u
 from schedalg.symbolic import t
 

@@ -8,8 +8,9 @@ that it simplifies to 0. Generic proofs use undefined functions ``alpha(t)``,
 import sympy as sp
 
 import schedalg as sa
-from schedalg.symbolic._schedule import DIRECTION
-from schedalg.symbolic._symbols import t
+from schedalg.symbolic import DIRECTION
+
+t = sa.t
 
 A = sp.Function("alpha")(t)
 S = sp.Function("sigma")(t)
