@@ -13,6 +13,13 @@ settings.register_profile(
     derandomize=True,
 )
 settings.register_profile("dev", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# many more random examples (not derandomized): HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_testing_kit.py
+settings.register_profile(
+    "thorough",
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_num_threads(1)  # small models: threading overhead dominates on 2 cores

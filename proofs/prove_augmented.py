@@ -8,8 +8,7 @@ import pytest
 import sympy as sp
 
 import schedalg as sa
-from schedalg.augmented import LinearSDE, cld, psld
-from schedalg.augmented._equilibrium import equilibrium
+from schedalg.augmented import LinearSDE, cld, equilibrium, psld
 from schedalg.augmented._linear_sde import u
 from schedalg.symbolic import t
 

@@ -1,89 +1,97 @@
 """Proofs of the conversion identities (MATH.md section 1), as residuals SymPy reduces to 0.
 
-Generic schedules are undefined SymPy functions ``alpha(t), sigma(t)`` (source) and
-``A(s), S(s)`` (destination); ``tau(s)`` is defined by ``lambda_src(tau(s)) = lambda_dst(s)``,
-i.e. ``alpha(tau)/sigma(tau) = A/S`` (both positive). Concrete pairs check the closed forms
-that :func:`schedalg.convert` derives.
+Every proof starts from what the package computes: the conversion pieces of
+:func:`schedalg.symbolic.conversion_formulas` (what the compiled conversions evaluate) for
+generic package schedules (``proofs/_generic.py``: source ``alpha(t), sigma(t)``, destination
+``A = c alpha(tau)``, ``S = c sigma(tau)``, undefined functions), the velocity and score of
+:func:`schedalg.symbolic.prediction_conversion`, and the closed forms a real
+:func:`schedalg.convert` derives for library pairs.
 """
 
 import sympy as sp
+from _generic import alpha, at_tau, c, generic_pair, in_s, sigma, tau, zero_inside
 
 import schedalg as sa
-from schedalg.symbolic import ComposedConversion, conversion_formulas, s
+from schedalg.symbolic import TAU, ComposedConversion, prediction_conversion, s
 
 t = sa.t
 x0, eps = sp.symbols("x0 eps", real=True)
-alpha, sigma = sp.Function("alpha", positive=True), sp.Function("sigma", positive=True)
-tau = sp.Function("tau", real=True)
-r = sp.Symbol("r", positive=True)  # the common ratio alpha(tau)/sigma(tau) = A/S
+L = sa.schedules.LIBRARY
 
 
-def _dst_in_terms_of_src():
-    """A = c alpha(tau), S = c sigma(tau) with c = S/sigma(tau): the general destination."""
-    c = sp.Function("c", positive=True)(s)
-    return c, c * alpha(tau(s)), c * sigma(tau(s))
+PAIRS = [("linear", "brownian_bridge"), ("linear", "cosine"), ("linear", "polynomial_convex"), ("edm", "linear")]
 
 
 def test_same_random_variable():
-    """A x0 + S eps = c (alpha(tau) x0 + sigma(tau) eps) with c = (A + S)/(alpha(tau) + sigma(tau)),
-    whenever alpha(tau)/sigma(tau) = A/S (equal log-SNR)."""
-    big_s, sg = sp.symbols("S sigma_tau", positive=True)
-    big_a, al = r * big_s, r * sg
-    c = (big_a + big_s) / (al + sg)
-    residual = (big_a * x0 + big_s * eps) - c * (al * x0 + sg * eps)
+    """The package's c (sum form, conversion_formulas) gives c (alpha(tau) x0 + sigma(tau) eps) =
+    A x0 + S eps for generic schedules with equal log-SNR, and equals A/alpha(tau) = S/sigma(tau)."""
+    src, dst, (c_pkg, _, _) = generic_pair()
+    residual = c_pkg * (alpha(tau(s)) * x0 + sigma(tau(s)) * eps) - in_s(dst.alpha * x0 + dst.sigma * eps)
     assert sp.simplify(residual) == 0
-    # and the sum form equals both ratios
-    assert sp.simplify(c - big_a / al) == 0 and sp.simplify(c - big_s / sg) == 0
+    assert sp.simplify(c_pkg - in_s(dst.alpha) / alpha(tau(s))) == 0
+
+
+def test_same_random_variable_for_library_conversions():
+    """Through real conversions: c (alpha(tau) x0 + sigma(tau) eps) - (A x0 + S eps) is 0 inside the
+    domain, with tau and c as convert() derives them."""
+    for a, b in PAIRS:
+        conv = sa.convert(L[a](), L[b]())
+        tau_s = conv.tau
+        c_s = conv.c_of_tau.subs(TAU, tau_s)
+        residual = c_s * (conv.src.alpha * x0 + conv.src.sigma * eps).subs(t, tau_s) \
+            - in_s(conv.dst.alpha * x0 + conv.dst.sigma * eps)
+        assert zero_inside(residual, conv.dst, s), (a, b)
 
 
 def test_tau_prime_formula():
-    """Differentiating lambda_src(tau(s)) = lambda_dst(s): tau' = lambda_dst'(s) / lambda_src'(tau)."""
-    lam_src, lam_dst = sp.Function("lambda_src"), sp.Function("lambda_dst")
-    identity = sp.diff(lam_src(tau(s)), s) - sp.diff(lam_dst(s), s)
-    (solution,) = sp.solve(identity, sp.diff(tau(s), s))
-    u = sp.Dummy("u")
-    expected = sp.diff(lam_dst(s), s) / sp.diff(lam_src(u), u).subs(u, tau(s))
-    assert sp.simplify(solution.doit() - expected.doit()) == 0
+    """The package's tau' (conversion_formulas: lambda_dst'(s) / lambda_src'(tau), with each schedule's
+    derived d_log_snr) is the derivative of tau for generic schedules, and of convert()'s closed-form
+    tau for library pairs."""
+    _, _, (_, d_tau_pkg, _) = generic_pair()
+    assert sp.simplify((d_tau_pkg - sp.diff(tau(s), s)).doit()) == 0
+    for a, b in PAIRS:
+        conv = sa.convert(L[a](), L[b]())
+        d_tau = conv.d_tau_of_tau.subs(TAU, conv.tau)
+        assert zero_inside(d_tau - sp.diff(conv.tau, s), conv.dst, s), (a, b)
 
 
 def test_c_prime_formula():
-    """c'/c = A'/A - tau' alpha'(tau)/alpha(tau) for c = A/alpha(tau); and the derived sum-form c'
-    (conversion_formulas) equals it when A = c alpha(tau), S = c sigma(tau)."""
-    c, big_a, big_s = _dst_in_terms_of_src()
-    log_derivative = sp.diff(big_a, s) / big_a - sp.diff(tau(s), s) * sp.diff(alpha(tau(s)), s) / (
-        sp.diff(tau(s), s) * alpha(tau(s)))
-    assert sp.simplify(sp.diff(c, s) / c - log_derivative) == 0
-    symbols, (c_expr, d_tau_expr, d_c_expr) = conversion_formulas()
-    dst_vals = [big_a, big_s, sp.diff(big_a, s), sp.diff(big_s, s)]
-    u = sp.Dummy("u")
-    src_vals = [alpha(tau(s)), sigma(tau(s)), sp.diff(alpha(u), u).subs(u, tau(s)),
-                sp.diff(sigma(u), u).subs(u, tau(s))]
-    lam_d_prime, lam_s_prime = sp.symbols("ld ls", positive=True)
-    values = dict(zip(symbols[:4], dst_vals)) | dict(zip(symbols[6:10], src_vals))
-    values[symbols[5]], values[symbols[11]] = lam_d_prime, lam_s_prime
-    d_c = d_c_expr.subs(values).subs(lam_d_prime, sp.diff(tau(s), s) * lam_s_prime)
-    assert sp.simplify((d_c - sp.diff(c, s)).doit()) == 0
-    assert sp.simplify(c_expr.subs(values) - c) == 0
-    assert sp.simplify(d_tau_expr.subs(values).subs(lam_d_prime, sp.diff(tau(s), s) * lam_s_prime)
-                       - sp.diff(tau(s), s)) == 0
+    """The package's c' (conversion_formulas, SymPy's chain rule on the sum form) is the derivative
+    of c for generic schedules (c'/c = A'/A - tau' alpha'(tau)/alpha(tau)), and convert()'s c' is the
+    derivative of its c for library pairs."""
+    _, dst, (c_pkg, _, d_c_pkg) = generic_pair()
+    assert sp.simplify((d_c_pkg - sp.diff(c(s), s)).doit()) == 0
+    log_derivative = sp.diff(in_s(dst.alpha), s) / in_s(dst.alpha) - \
+        sp.diff(tau(s), s) * sp.Derivative(alpha(sp.Symbol("u")), sp.Symbol("u")).subs(sp.Symbol("u"), tau(s)) / alpha(tau(s))
+    assert sp.simplify((d_c_pkg / c_pkg - log_derivative).doit()) == 0
+    for a, b in PAIRS:
+        conv = sa.convert(L[a](), L[b]())
+        c_s, d_c = (e.subs(TAU, conv.tau) for e in (conv.c_of_tau, conv.d_c_of_tau))
+        assert zero_inside(d_c - sp.diff(c_s, s), conv.dst, s), (a, b)
 
 
 def test_drift_transfer():
-    """b_dst(s, y) = A' x0 + S' eps equals (c'/c) y + c tau' b_src(tau, y/c), with y = A x0 + S eps
-    and b_src = alpha'(tau) x0 + sigma'(tau) eps (same posterior pair: predictors carry over)."""
-    c, big_a, big_s = _dst_in_terms_of_src()
-    y = big_a * x0 + big_s * eps
-    u = sp.Dummy("u")
-    b_src = sp.diff(alpha(u), u).subs(u, tau(s)) * x0 + sp.diff(sigma(u), u).subs(u, tau(s)) * eps
-    transfer = sp.diff(c, s) / c * y + c * sp.diff(tau(s), s) * b_src
-    direct = sp.diff(big_a, s) * x0 + sp.diff(big_s, s) * eps
+    """b_dst(s, y) = (c'/c) y + c tau' b_src(tau, y/c) with the package's pieces: c, c', tau' from
+    conversion_formulas and both velocities from prediction_conversion(x0 -> velocity), for generic
+    schedules and y = A x0 + S eps (the same x0 prediction: predictors carry over)."""
+    src, dst, (c_pkg, d_tau_pkg, d_c_pkg) = generic_pair()
+    y = in_s(dst.alpha * x0 + dst.sigma * eps)
+    bx_src, bp_src = (at_tau(v) for v in prediction_conversion(src, "x0", "velocity"))
+    bx_dst, bp_dst = (in_s(v) for v in prediction_conversion(dst, "x0", "velocity"))
+    transfer = d_c_pkg / c_pkg * y + c_pkg * d_tau_pkg * (bx_src * y / c_pkg + bp_src * x0)
+    direct = bx_dst * y + bp_dst * x0
     assert sp.simplify((direct - transfer).doit()) == 0
 
 
 def test_score_transfer():
-    """score_dst(s, y) = -eps/S = -eps/(c sigma(tau)) = score_src(tau, y/c) / c."""
-    c, _, big_s = _dst_in_terms_of_src()
-    assert sp.simplify(-eps / big_s - (-eps / sigma(tau(s))) / c) == 0
+    """score_dst(s, y) = score_src(tau, y/c) / c with both scores from prediction_conversion(x0 -> score)
+    and c from conversion_formulas (generic schedules, the same x0 prediction)."""
+    src, dst, (c_pkg, _, _) = generic_pair()
+    y = in_s(dst.alpha * x0 + dst.sigma * eps)
+    sx_src, sp_src = (at_tau(v) for v in prediction_conversion(src, "x0", "score"))
+    sx_dst, sp_dst = (in_s(v) for v in prediction_conversion(dst, "x0", "score"))
+    residual = (sx_dst * y + sp_dst * x0) - (sx_src * y / c_pkg + sp_src * x0) / c_pkg
+    assert sp.simplify(residual.doit()) == 0
 
 
 def test_composition_chain_rule():

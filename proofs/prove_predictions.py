@@ -1,9 +1,10 @@
 """Proofs that the prediction-type conversions are exact and invert each other.
 
 For a generic schedule (undefined alpha(t), sigma(t)) and symbolic (x0, eps): each
-prediction kind is computed directly; converting it to every other kind with the
-derived coefficients must reproduce the direct value, and converting back must give
-the original (the conversions form a group).
+prediction kind is written here from its definition (x0; eps; v = alpha eps - sigma x0,
+Salimans & Ho 2022; velocity = d x_t/dt; score = -eps/sigma, Tweedie); the package's
+coefficients (prediction_conversion) must reproduce it from any other kind, converting back
+must give the original, and the compiled conversion must equal the symbolic one.
 """
 
 import itertools
@@ -13,7 +14,8 @@ import sympy as sp
 
 import schedalg as sa
 from schedalg.symbolic import PREDICTION_KINDS, prediction_basis, prediction_conversion
-from schedalg.symbolic._symbols import t
+
+t = sa.t
 
 GENERIC = sa.Schedule(alpha=sp.Function("alpha")(t), sigma=sp.Function("sigma")(t), name="generic")
 X0, EPS = sp.symbols("x0 eps")
@@ -21,8 +23,36 @@ XT = GENERIC.alpha * X0 + GENERIC.sigma * EPS
 
 
 def direct(kind: str) -> sp.Expr:
+    """The definition of each kind (independent of the package's table)."""
+    alpha, sigma = GENERIC.alpha, GENERIC.sigma
+    return {"x0": X0, "eps": EPS, "v": alpha * EPS - sigma * X0, "velocity": sp.diff(XT, t),
+            "score": -EPS / sigma}[kind]
+
+
+@pytest.mark.parametrize("kind", PREDICTION_KINDS)
+def test_basis_is_the_definition(kind):
+    """prediction_basis(kind) = (a, b) with a x0 + b eps the definition of the kind."""
     a, b = prediction_basis(GENERIC, kind)
-    return a * X0 + b * EPS
+    assert sp.simplify(a * X0 + b * EPS - direct(kind)) == 0
+
+
+def test_compiled_conversion_is_the_symbolic_one():
+    """convert_prediction (torch) returns c_x x + c_p p with the derived (c_x, c_p), at 30 digits,
+    on a library schedule, for every pair of kinds."""
+    import mpmath
+    import torch
+
+    schedule = sa.schedules.polynomial_convex()
+    tt = torch.tensor([0.2, 0.5, 0.8], dtype=torch.float64)
+    x, p = torch.tensor([0.3, -1.1, 2.0], dtype=torch.float64), torch.tensor([1.5, 0.2, -0.7], dtype=torch.float64)
+    for src, dst in itertools.permutations(PREDICTION_KINDS, 2):
+        got = sa.convert_prediction(schedule, p, x, tt, src, dst)
+        fn = sp.lambdify(t, prediction_conversion(schedule, src, dst), "mpmath")
+        with mpmath.workdps(30):
+            coefficients = [fn(mpmath.mpf(float(v))) for v in tt]
+        want = torch.tensor([float(c_x * float(xi) + c_p * float(pi)) for (c_x, c_p), xi, pi in zip(coefficients, x, p)],
+                            dtype=torch.float64)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("src,dst", list(itertools.permutations(PREDICTION_KINDS, 2)))

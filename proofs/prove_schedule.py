@@ -8,8 +8,9 @@ that it simplifies to 0. Generic proofs use undefined functions ``alpha(t)``,
 import sympy as sp
 
 import schedalg as sa
-from schedalg.symbolic._schedule import DIRECTION
-from schedalg.symbolic._symbols import t
+from schedalg.symbolic import DIRECTION
+
+t = sa.t
 
 A = sp.Function("alpha")(t)
 S = sp.Function("sigma")(t)
@@ -27,10 +28,31 @@ def test_log_snr_derivative():
 
 
 def test_expanded_log_snr_equals_ratio_form():
-    """The expanded form 2 log alpha - 2 log sigma equals log(alpha^2/sigma^2) (alpha, sigma > 0)."""
-    a, s = sp.symbols("a s", positive=True)
-    residual = sp.expand_log(2 * sp.log(a) - 2 * sp.log(s), force=True) - sp.log(a**2 / s**2)
+    """The package's log_snr (expanded: 2 log alpha - 2 log sigma) equals log(alpha^2/sigma^2) for
+    positive alpha, sigma (a generic positive schedule, and its snr attribute)."""
+    a_pos, s_pos = sp.Function("a", positive=True)(t), sp.Function("s", positive=True)(t)
+    positive = sa.Schedule(alpha=a_pos, sigma=s_pos, name="positive")
+    residual = positive.log_snr - sp.log(a_pos**2 / s_pos**2)
     assert is_zero(sp.expand_log(residual, force=True))
+    assert is_zero(sp.expand_log(sp.log(positive.snr) - positive.log_snr, force=True))
+
+
+def test_compiled_inverse_inverts_the_derived_log_snr():
+    """t_of_log_snr(lambda(t)) = t for the compiled inverse (closed form + Newton polish, or the
+    numeric inverter), with lambda the derived log-SNR evaluated at 30 digits, near both ends too."""
+    import mpmath
+    import torch
+
+    for name in ("linear", "vp_linear", "edm", "polynomial_convex", "sub_vp"):
+        schedule = sa.schedules.LIBRARY[name]()
+        lo, hi = float(schedule.domain[0]), float(schedule.domain[1])
+        tt = torch.tensor([lo + (hi - lo) * f for f in (1e-7, 1e-4, 0.1, 0.5, 0.9, 1 - 1e-4, 1 - 1e-7)],
+                          dtype=torch.float64)
+        fn = sp.lambdify(t, schedule.log_snr, "mpmath")
+        with mpmath.workdps(30):
+            lam = torch.tensor([float(fn(mpmath.mpf(float(v)))) for v in tt], dtype=torch.float64)
+        back = schedule.compile().t_of_log_snr(lam)
+        torch.testing.assert_close(back, tt, rtol=1e-9, atol=1e-12 * (hi - lo), msg=name)
 
 
 def test_e_star_equivalent_forms():

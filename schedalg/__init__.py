@@ -13,7 +13,7 @@ Layers: :mod:`schedalg.symbolic` (pure SymPy) -> :mod:`schedalg.compile` (SymPy 
 -> :mod:`schedalg.models` -> :mod:`schedalg.sampling`; beside them :mod:`schedalg.schedules`,
 :mod:`schedalg.interop`, :mod:`schedalg.lazy`, :mod:`schedalg.augmented`,
 :mod:`schedalg.denoisers`, :mod:`schedalg.distributed`, :mod:`schedalg.geometry`, :mod:`schedalg.datasets`,
-:mod:`schedalg.flowmaps`, :mod:`schedalg.ot`.
+:mod:`schedalg.flowmaps`, :mod:`schedalg.ot`, and :mod:`schedalg.testing` (property tests for your own schedules).
 Optional packages (diffusers, k-diffusion, flow_matching, scikit-learn, matplotlib, tqdm)
 are imported only when a feature needs them.
 """
@@ -44,10 +44,11 @@ from . import interop as interop  # noqa: E402
 from . import lazy as lazy  # noqa: E402
 from . import flowmaps as flowmaps  # noqa: E402
 from . import ot as ot  # noqa: E402
+from . import testing as testing  # noqa: E402 - check functions; hypothesis only when strategies are built
 
 __version__ = "0.1.0"
 
 __all__ = ["compile", "errors", "schedules", "symbolic", "models", "sampling", "augmented", "datasets",
-           "denoisers", "distributed", "geometry", "interop", "lazy", "flowmaps", "ot", "CompiledSchedule",
+           "denoisers", "distributed", "geometry", "interop", "lazy", "flowmaps", "ot", "testing", "CompiledSchedule",
            "convert_prediction", "SchedalgError", "PREDICTION_KINDS", "Conversion", "Diffusion", "Schedule",
            "convert", "lam", "t"]

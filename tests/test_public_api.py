@@ -10,7 +10,8 @@ import schedalg
 PACKAGES = ["schedalg", "schedalg.symbolic", "schedalg.compile", "schedalg.schedules", "schedalg.models",
             "schedalg.denoisers", "schedalg.errors"]
 OPTIONAL_PACKAGES = ["schedalg.sampling", "schedalg.interop", "schedalg.augmented", "schedalg.lazy",
-                     "schedalg.geometry", "schedalg.datasets", "schedalg.flowmaps"]
+                     "schedalg.geometry", "schedalg.datasets", "schedalg.flowmaps", "schedalg.ot", "schedalg.distributed",
+                     "schedalg.testing", "schedalg.plot"]
 
 
 def _public(module_name):

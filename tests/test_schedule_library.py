@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import schedalg as sa
 from schedalg.compile import QUANTITIES
-from schedalg.symbolic._symbols import t
+
+t = sa.t
 
 NAMES = sorted(sa.schedules.LIBRARY)
 SCHEDULES = {name: sa.schedules.LIBRARY[name]() for name in NAMES}

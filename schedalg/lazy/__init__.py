@@ -16,8 +16,10 @@ from ..symbolic._lazy import LAZY_KINDS as LAZY_KINDS
 from ..symbolic._lazy import LazyFamily as LazyFamily
 from ..symbolic._lazy import derive_lazy_family as derive_lazy_family
 from ..symbolic._lazy import gaussian_drift_coefficient as gaussian_drift_coefficient
+from ..symbolic._lazy import gaussian_posterior as gaussian_posterior
 from ..symbolic._lazy import ode_family as ode_family
 from ..symbolic._lazy import point_mass_family as point_mass_family
+from ..symbolic._lazy import sde_drift as sde_drift
 from ._samplers import LAZY_ODE_SOLVERS as LAZY_ODE_SOLVERS
 from ._samplers import integrate_lazy_ode as integrate_lazy_ode
 from ._samplers import integrate_point_mass as integrate_point_mass
@@ -31,7 +33,8 @@ from ._view import LazyGridError as LazyGridError
 from ._view import PreparedLazy as PreparedLazy
 from ._view import natural_schedule as natural_schedule
 
-__all__ = ["LAZY_KINDS", "LazyFamily", "derive_lazy_family", "gaussian_drift_coefficient", "ode_family",
+__all__ = ["LAZY_KINDS", "LazyFamily", "derive_lazy_family", "gaussian_drift_coefficient", "gaussian_posterior",
+           "ode_family", "sde_drift",
            "point_mass_family", "LAZY_ODE_SOLVERS", "integrate_lazy_ode", "integrate_point_mass", "lazy_nfe",
            "lazy_ode_sample", "point_mass_sample",
            "Standardization", "StandardizationError", "LazyDenoiser", "LazyGridError", "PreparedLazy",

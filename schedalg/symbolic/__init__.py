@@ -4,13 +4,14 @@ from ._numeric import NumericFunction as NumericFunction
 from ._predictions import PREDICTION_KINDS as PREDICTION_KINDS
 from ._predictions import prediction_basis as prediction_basis
 from ._predictions import prediction_conversion as prediction_conversion
+from ._schedule import DIRECTION as DIRECTION
 from ._schedule import LogSnrInverse as LogSnrInverse
 from ._schedule import Schedule as Schedule
 from ._symbols import lam as lam
 from ._symbols import s as s
 from ._symbols import t as t
 
-__all__ = ["NumericFunction", "PREDICTION_KINDS", "prediction_basis", "prediction_conversion",
+__all__ = ["DIRECTION", "NumericFunction", "PREDICTION_KINDS", "prediction_basis", "prediction_conversion",
            "LogSnrInverse", "Schedule", "lam", "s", "t"]
 
 from ._convert import TAU as TAU
