@@ -154,5 +154,5 @@ def map_diffusion(expr: sp.Expr, conversion: Any, *, simplify: bool = True) -> s
     else:
         mapped = sign * conversion.c**2 * conversion.d_tau * expr.subs(t, conversion.tau)
     if simplify:
-        mapped = simplify_within(mapped, 0.6, conversion.dst._grid(21)[3:-3])
+        mapped = simplify_within(mapped, conversion.check_grid)
     return mapped.subs(s, t)
