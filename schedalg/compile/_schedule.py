@@ -74,6 +74,22 @@ class CompiledSchedule:
         self.t_noise = float(schedule.t_noise)
         self.log_snr_range = schedule.log_snr_range
         self._functions: dict[tuple[str, ...], CompiledFunction] = {}
+        self._check_compiled_ends()
+
+    def _check_compiled_ends(self) -> None:
+        """Announce ends where the generated float64 code gives NaN or an infinity that the
+        end-value rule repairs (e.g. ``sqrt(1 - alpha^2)`` with ``alpha(0)`` rounded above 1):
+        :class:`~schedalg.symbolic.EndValueWarning` names the quantity and the end."""
+        ends = torch.tensor([self.t_min, self.t_max], dtype=torch.float64)
+        names = ("alpha", "sigma", "log_snr")
+        repairs = []
+        for name, values in zip(names, self.function(*names)(ends)):
+            exact = self.end_values(name)
+            for index in (0, 1):
+                value = float(values[index])
+                if not math.isfinite(value) and value != exact[index] and not math.isnan(exact[index]):
+                    repairs.append((name, index, value, exact[index]))
+        self.schedule._announce(repairs, stacklevel=5)
 
     alpha = _unary("alpha")
     sigma = _unary("sigma")

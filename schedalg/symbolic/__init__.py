@@ -38,3 +38,7 @@ from ._hooks import register_compiler as register_compiler
 from ._record import record_of as derivation_record
 
 __all__ += ["cache_dir", "configure_cache", "end_values", "value_at_end", "register_compiler", "derivation_record"]
+from ._schedule import EndValueWarning as EndValueWarning
+from ._schedule import SuspiciousScheduleWarning as SuspiciousScheduleWarning
+
+__all__ += ["EndValueWarning", "SuspiciousScheduleWarning"]

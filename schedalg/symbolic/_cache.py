@@ -179,6 +179,19 @@ def _version() -> str:
 _VERSION: list[str] = []
 
 
+def _trusted(directory: str) -> bool:
+    """Read only a directory this user owns and others cannot write to (the entries are not
+    code, but a wrong fact planted there would be believed)."""
+    try:
+        info = os.stat(directory)
+    except OSError:
+        return False
+    if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o022):
+        _LOG.debug("ignoring the cache in %s: not owned by this user, or writable by others", directory)
+        return False
+    return True
+
+
 def _digest(key: str, payload: Any) -> str:
     text = json.dumps([FORMAT, key, payload], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
@@ -202,6 +215,8 @@ def load(key: str) -> dict | None:
         return None
     key = full_key(key)
     path = _path(directory, key)
+    if not _trusted(directory):
+        return None
     try:
         with open(path, encoding="utf-8") as handle:
             entry = json.load(handle)
@@ -225,7 +240,9 @@ def store(key: str, payload: dict) -> None:
     key = full_key(key)
     entry = {"key": key, "payload": payload, "digest": _digest(key, payload)}
     try:
-        os.makedirs(directory, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        if not _trusted(directory):
+            return
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:

@@ -19,6 +19,7 @@ is rejected with the interval where it fails.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,13 +31,23 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from ..errors import DomainError, NotMonotoneError, ScheduleError, UnboundSymbolError
+from ._cache import CacheFormatError, decode_float, encode_float
 from ._derive import derive_inverse, real_zeros
 from ._ends import end_values, value_at_end
 from ._hooks import compiler
 from ._numeric import NumericFunction, numpy_namespace
 from ._symbols import lam, t
 
-__all__ = ["Schedule", "LogSnrInverse", "value_at_end"]
+__all__ = ["Schedule", "LogSnrInverse", "value_at_end", "EndValueWarning", "SuspiciousScheduleWarning"]
+
+
+class EndValueWarning(UserWarning):
+    """A quantity whose float64 value at an end of the domain is NaN or infinite where the
+    end-value rule gives another value (which is then used there)."""
+
+
+class SuspiciousScheduleWarning(UserWarning):
+    """A declaration that is valid but probably not what was meant (e.g. alpha > 1)."""
 
 _INVERSE_CACHE: dict[tuple, "LogSnrInverse"] = {}
 
@@ -135,7 +146,7 @@ class Schedule:
                 f"or declare them symbolic with params={{'{names[0]}': None}}",
             )
         if self.is_bound:
-            self._validate()
+            self._validate_once()
 
     # ------------------------------------------------------------------ parameters
 
@@ -307,18 +318,8 @@ class Schedule:
     @cached_property
     def log_snr_range(self) -> tuple[float, float]:
         """``(lambda at the noise end, lambda at the data end)``, possibly infinite."""
-        values = []
-        for key in (("lo", "hi") if self.direction > 0 else ("hi", "lo")):
-            a, s = self._end_values[key]
-            if a == 0.0 and s == 0.0:  # point mass: the ratio decides
-                values.append(end_values(self, self.log_snr)[0 if key == "lo" else 1])
-            elif s == 0.0:
-                values.append(np.inf)
-            elif a == 0.0:
-                values.append(-np.inf)
-            else:
-                values.append(float(2 * np.log(a) - 2 * np.log(s)))
-        return values[0], values[1]
+        lo, hi = end_values(self, self.log_snr)  # the one end-value rule
+        return (lo, hi) if self.direction > 0 else (hi, lo)
 
     # ------------------------------------------------------------------ inverse
 
@@ -354,6 +355,73 @@ class Schedule:
         u = 0.5 * (1 - np.cos(np.pi * (np.arange(n) + 0.5) / n))  # clustered at the ends
         return lo + (hi - lo) * u
 
+    def _validate_once(self) -> None:
+        """:meth:`_validate`, or its recorded outcome (direction, end repairs) from the
+        derivation record when this declaration was validated before (on disk too)."""
+        from ._record import record_of
+
+        record = record_of(self)
+        stored = record.get("validation", "outcome")
+        if (isinstance(stored, dict) and stored.get("direction") in (1, -1)
+                and isinstance(stored.get("repairs"), list)):
+            try:
+                repairs = [(str(label), int(index), decode_float(raw), decode_float(exact))
+                           for label, index, raw, exact in stored["repairs"]]
+            except (CacheFormatError, TypeError, ValueError):
+                repairs = None
+            if repairs is not None and all(label in ("alpha", "sigma", "log_snr") and index in (0, 1)
+                                           for label, index, _, _ in repairs):
+                self._numeric_direction = stored["direction"]
+                self._announce(repairs)
+                return
+        self._validate()
+        record.put("validation", "outcome", {
+            "direction": self._numeric_direction,
+            "repairs": [[label, index, encode_float(raw), encode_float(exact)]
+                        for label, index, raw, exact in self._repairs]})
+
+    def _announce(self, repairs: list[tuple[str, int, float, float]], stacklevel: int = 4) -> None:
+        """Warn (:class:`EndValueWarning`) about each ``(quantity, end index, float64 value, rule value)``."""
+        for label, index, raw, exact in repairs:
+            end = float(self.domain[index])
+            warnings.warn(
+                f"{label}(t = {end!r}) of schedule {self.name!r} evaluates to {raw!r} in float64; the "
+                f"end-value rule (exact substitution, else the one-sided limit) gives {exact!r}, and compiled "
+                f"functions, time grids, models and conversions use that value at this end",
+                EndValueWarning, stacklevel=stacklevel)
+
+    def _check_ends(self) -> None:
+        """Compare the float64 values of alpha, sigma and lambda at both ends with the end-value
+        rule: refuse ends where alpha or sigma has no value; where float64 gives NaN or an
+        infinity the rule repairs, record the repair (announced by :class:`EndValueWarning`);
+        warn when alpha > 1 inside the domain (the data would be amplified: usually a typo)."""
+        lo, hi = float(self.domain[0]), float(self.domain[1])
+        fn = self.numpy_function(self.alpha, self.sigma, self.log_snr)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = [np.broadcast_to(np.asarray(v, dtype=np.complex128), (2,)) for v in fn(np.array([lo, hi]))]
+        self._repairs = []
+        for label, expr, values in zip(("alpha", "sigma", "log_snr"), (self.alpha, self.sigma, self.log_snr), raw):
+            exact = end_values(self, expr)
+            for index in (0, 1):
+                value = complex(values[index])
+                as_float = value.real if value.imag == 0 else float("nan")
+                if label != "log_snr" and math.isnan(exact[index]):
+                    raise ScheduleError(f"{label}(t) with a value at the end t = {(lo, hi)[index]!r} of {self.name!r}",
+                                        f"no finite value or limit there (float64 gives {value!r})",
+                                        "check the expression at the end, or end the domain before it")
+                if not math.isfinite(as_float) and as_float != exact[index] and not math.isnan(exact[index]):
+                    self._repairs.append((label, index, as_float, exact[index]))
+        self._announce(self._repairs)
+
+    def _check_alpha_at_most_one(self, grid: np.ndarray, alpha: np.ndarray) -> None:
+        above = alpha > 1 + 1e-12  # beyond rounding of a value that should be 1
+        if above.any():
+            where = int(np.argmax(above))
+            warnings.warn(f"alpha({float(grid[where])!r}) = {float(alpha[where])!r} > 1 in schedule {self.name!r}: "
+                          "alpha scales the data, and alpha > 1 amplifies it (a typo in the declaration?)",
+                          SuspiciousScheduleWarning, stacklevel=4)
+
     def _validate(self) -> None:
         try:
             lo, hi = float(self.domain[0]), float(self.domain[1])
@@ -385,6 +453,8 @@ class Schedule:
                                         f"{label}({where:.6g}) = {complex(array[imaginary][0]):.6g}",
                                         "restrict the domain or fix the expression (a sqrt or log of a negative)")
                 array = array.real
+            if label == "alpha":
+                self._check_alpha_at_most_one(grid, array)
             if (array <= 0).any():
                 where = grid[array <= 0][0]
                 raise ScheduleError(f"{label}(t) > 0 inside the domain",
@@ -395,6 +465,10 @@ class Schedule:
             self._check_singularities(lo, hi)
         self._check_monotone(grid)
         self._check_data_end()
+        if not has_numeric:
+            self._check_ends()
+        else:
+            self._repairs = []
 
     def _check_singularities(self, lo: float, hi: float) -> None:
         """Poles strictly inside the domain (a grid can step over them).
