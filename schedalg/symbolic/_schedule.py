@@ -391,10 +391,8 @@ class Schedule:
                 EndValueWarning, stacklevel=stacklevel)
 
     def _check_ends(self) -> None:
-        """Compare the float64 values of alpha, sigma and lambda at both ends with the end-value
-        rule: refuse ends where alpha or sigma has no value; where float64 gives NaN or an
-        infinity the rule repairs, record the repair (announced by :class:`EndValueWarning`);
-        warn when alpha > 1 inside the domain (the data would be amplified: usually a typo)."""
+        """Refuse ends where alpha or sigma has no value by the end-value rule (neither the
+        substitution nor a one-sided limit gives one)."""
         lo, hi = float(self.domain[0]), float(self.domain[1])
         fn = self.numpy_function(self.alpha, self.sigma, self.log_snr)
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -410,9 +408,9 @@ class Schedule:
                     raise ScheduleError(f"{label}(t) with a value at the end t = {(lo, hi)[index]!r} of {self.name!r}",
                                         f"no finite value or limit there (float64 gives {value!r})",
                                         "check the expression at the end, or end the domain before it")
-                if not math.isfinite(as_float) and as_float != exact[index] and not math.isnan(exact[index]):
-                    self._repairs.append((label, index, as_float, exact[index]))
-        self._announce(self._repairs)
+        # repairs of the float64 values are announced when compiling, where the generated code
+        # (not this numpy check) shows what float64 gives at the ends
+        self._repairs = []
 
     def _check_alpha_at_most_one(self, grid: np.ndarray, alpha: np.ndarray) -> None:
         above = alpha > 1 + 1e-12  # beyond rounding of a value that should be 1
