@@ -27,7 +27,7 @@ import schedalg as sa
 from schedalg.errors import DomainError, ScheduleError
 from schedalg.symbolic import _cache
 
-from _derivation_schedules import USER, edm_rho, iddpm_naive, sigmoid
+from benchmarks._user_schedules import USER, edm_rho, iddpm_naive, sigmoid
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = sa.schedules.LIBRARY
@@ -104,10 +104,10 @@ def test_bad_closed_forms_are_rejected():
 
 _DERIVE = textwrap.dedent("""
     import json, sys
-    sys.path.insert(0, {tests!r})
+    sys.path.insert(0, {root!r})
     import sympy as sp
     import schedalg as sa
-    from _derivation_schedules import USER
+    from benchmarks._user_schedules import USER
     t = sa.t
     schedules = {{"cosine": sa.Schedule(sp.cos(sp.pi * t / 2), sp.sin(sp.pi * t / 2)),
                  "linear": sa.Schedule(t, 1 - t),
@@ -127,7 +127,7 @@ def test_same_forms_under_any_hash_seed_and_load(tmp_path):
     """Three hash seeds, one of them beside a busy process: identical srepr of every form
     (cache off, so each process derives everything itself)."""
     script = tmp_path / "derive.py"
-    script.write_text(_DERIVE.format(tests=str(ROOT / "tests")))
+    script.write_text(_DERIVE.format(root=str(ROOT)))
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         runs = []

@@ -144,7 +144,7 @@ class CompiledSchedule:
         (:func:`schedalg.symbolic.end_values`: exact substitution, else the one-sided limit)."""
         if name not in QUANTITIES:
             raise DomainError(f"quantities among {QUANTITIES}", repr(name), "use one of the listed names")
-        return end_values(self.schedule, getattr(self.schedule, name))
+        return end_values(self.schedule, name)
 
     @property
     def exact_end_values(self) -> dict[str, tuple[float, float]]:

@@ -329,7 +329,8 @@ def _tidy_in_lambda(candidate: sp.Expr) -> sp.Expr:
     in_u = sp.powsimp(sp.expand_power_exp(candidate.subs(lam, 2 * sp.log(u))), force=True)
     if in_u.has(lam):
         return candidate
-    tidy = in_u.replace(lambda e: not e.is_Atom and e.has(u) and e.is_rational_function(u),
+    tidy = in_u.replace(lambda e: isinstance(e, sp.Expr) and not e.is_Atom and e.has(u)
+                        and e.is_rational_function(u),
                         lambda e: sp.factor(sp.cancel(e)))
     return tidy.subs(u, sp.exp(lam / 2))
 

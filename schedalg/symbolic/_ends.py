@@ -79,11 +79,18 @@ def _numeric_limit(expr: sp.Expr, point: sp.Expr, side: str) -> float:
     return one_sided_limit(values)
 
 
-def end_values(schedule: Any, expr: sp.Expr) -> tuple[float, float]:
-    """``(q(t_min), q(t_max))`` of the quantity ``expr`` of a bound ``schedule`` by the rule above,
-    computed once per schedule and expression (and remembered on disk)."""
+def end_values(schedule: Any, expr: sp.Expr | str) -> tuple[float, float]:
+    """``(q(t_min), q(t_max))`` of a quantity of a bound ``schedule`` by the rule above, computed
+    once per schedule and quantity (and remembered on disk).
+
+    ``expr`` is an expression in ``t``, or the name of a schedule attribute (``"log_snr"``):
+    by name, a remembered value is found without building the expression.
+    """
     memo = schedule.__dict__.setdefault("_end_memo", {})
-    name = hashlib.sha256(sp.srepr(expr).encode()).hexdigest()[:32]
+    if isinstance(expr, str):
+        name = "quantity " + expr
+    else:
+        name = hashlib.sha256(sp.srepr(expr).encode()).hexdigest()[:32]
     if name in memo:
         return memo[name]
     record = record_of(schedule)
@@ -95,8 +102,9 @@ def end_values(schedule: Any, expr: sp.Expr) -> tuple[float, float]:
         except CacheFormatError:
             result = None
     if result is None:
+        quantity = getattr(schedule, expr) if isinstance(expr, str) else expr
         lo, hi = schedule.domain
-        result = (value_at_end(expr, lo, "+"), value_at_end(expr, hi, "-"))
+        result = (value_at_end(quantity, lo, "+"), value_at_end(quantity, hi, "-"))
         record.put("ends", name, [encode_float(result[0]), encode_float(result[1])])
     memo[name] = result
     return result

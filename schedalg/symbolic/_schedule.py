@@ -294,7 +294,7 @@ class Schedule:
     def _end_values(self) -> dict[str, tuple[float, float]]:
         """``{'lo': (alpha, sigma), 'hi': (alpha, sigma)}`` at the domain's ends (limits)."""
         self.require_bound("evaluate it at its ends")
-        (a_lo, a_hi), (s_lo, s_hi) = end_values(self, self.alpha), end_values(self, self.sigma)
+        (a_lo, a_hi), (s_lo, s_hi) = end_values(self, "alpha"), end_values(self, "sigma")
         return {"lo": (a_lo, s_lo), "hi": (a_hi, s_hi)}
 
     @property
@@ -318,7 +318,7 @@ class Schedule:
     @cached_property
     def log_snr_range(self) -> tuple[float, float]:
         """``(lambda at the noise end, lambda at the data end)``, possibly infinite."""
-        lo, hi = end_values(self, self.log_snr)  # the one end-value rule
+        lo, hi = end_values(self, "log_snr")  # the one end-value rule
         return (lo, hi) if self.direction > 0 else (hi, lo)
 
     # ------------------------------------------------------------------ inverse
@@ -399,8 +399,8 @@ class Schedule:
             warnings.simplefilter("ignore")
             raw = [np.broadcast_to(np.asarray(v, dtype=np.complex128), (2,)) for v in fn(np.array([lo, hi]))]
         self._repairs = []
-        for label, expr, values in zip(("alpha", "sigma", "log_snr"), (self.alpha, self.sigma, self.log_snr), raw):
-            exact = end_values(self, expr)
+        for label, values in zip(("alpha", "sigma", "log_snr"), raw):
+            exact = end_values(self, label)
             for index in (0, 1):
                 value = complex(values[index])
                 as_float = value.real if value.imag == 0 else float("nan")
@@ -522,7 +522,7 @@ class Schedule:
         if self.alpha.atoms(NumericFunction) or self.sigma.atoms(NumericFunction):
             return
         t_data = float(self.t_data)
-        if end_values(self, self.sigma)[1 if self.direction > 0 else 0] == 0.0:
+        if end_values(self, "sigma")[1 if self.direction > 0 else 0] == 0.0:
             return
         for r in real_zeros(self.sigma):
             beyond = r > t_data if self.direction > 0 else r < t_data
