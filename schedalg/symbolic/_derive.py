@@ -42,8 +42,14 @@ from ._symbols import lam, t
 
 __all__ = ["Reference", "derive_inverse", "real_zeros", "verify_inverse", "verify_equal", "mp_points", "ROOT_DEGREE"]
 
-#: Highest polynomial degree solved by radicals (quartic formulas are the last general ones).
-ROOT_DEGREE = 4
+#: Highest degree of a general polynomial solved by radicals. Cubic and quartic formulas in a
+#: symbolic right-hand side are large, nearly always complex in form (casus irreducibilis),
+#: and slow to verify; binomials ``a g^n + b`` of degree up to :data:`BINOMIAL_DEGREE` are
+#: solved by the real n-th root instead.
+ROOT_DEGREE = 2
+BINOMIAL_DEGREE = 8
+#: Candidates with more operations than this are not verified (never float64-stable in practice).
+MAX_OPS = 200
 #: Work bounds of the peeling: nesting depth, and candidates kept per strategy.
 MAX_DEPTH = 16
 MAX_CANDIDATES = 16
@@ -248,6 +254,9 @@ def _peel(expr: sp.Expr, value: sp.Expr, depth: int = 0) -> list[sp.Expr]:
         const, rest = expr.as_independent(t, as_Add=False)
         if const != 1:
             return _peel(rest, value / const, depth + 1)
+        combined = _common_power(expr)  # a^(2n) b^(-2n) -> (a b^-1)^(2n)
+        if combined is not None:
+            return _peel(combined, value, depth + 1)
     if expr.is_Pow:
         base, exponent = expr.as_base_exp()
         if not exponent.has(t) and base.has(t):
@@ -268,6 +277,20 @@ def _peel(expr: sp.Expr, value: sp.Expr, depth: int = 0) -> list[sp.Expr]:
     return _algebraic(expr, value, depth)
 
 
+def _common_power(product: sp.Mul) -> sp.Expr | None:
+    """``prod b_i^(g m_i)`` as ``(prod b_i^m_i)^g`` for the largest rational ``g`` dividing all
+    exponents, when ``g != 1`` (unevaluated, so that the power can be peeled)."""
+    pairs = [f.as_base_exp() for f in product.args]
+    if not all(e.is_Rational for _, e in pairs):
+        return None
+    numerator = sp.igcd(*[sp.Rational(e).p for _, e in pairs])
+    denominator = sp.ilcm(*[sp.Rational(e).q for _, e in pairs])
+    g = sp.Rational(numerator, denominator)
+    if g in (1, -1) or g == 0:
+        return None
+    return sp.Pow(sp.Mul(*[b ** (e / g) for b, e in pairs]), g, evaluate=False)
+
+
 def _algebraic(expr: sp.Expr, value: sp.Expr, depth: int) -> list[sp.Expr]:
     """``expr = value`` with the unknown in several places: cleared of denominators, a
     polynomial in one generator ``g(t)`` of degree <= :data:`ROOT_DEGREE` is solved by
@@ -282,12 +305,18 @@ def _algebraic(expr: sp.Expr, value: sp.Expr, depth: int) -> list[sp.Expr]:
         poly = sp.Poly(equation, *sorted(unknowns, key=sp.default_sort_key))
     except (sp.PolynomialError, sp.GeneratorsNeeded, ValueError):
         return []
-    if len(poly.gens) != 1 or not 1 <= poly.degree() <= ROOT_DEGREE:
+    if len(poly.gens) != 1 or any(c.has(t) for c in poly.coeffs()):
         return []
     (generator,) = poly.gens
-    if any(c.has(t) for c in poly.coeffs()):
+    degree = poly.degree()
+    terms = poly.terms()
+    if 1 <= degree <= ROOT_DEGREE:
+        roots = sp.roots(sp.Poly(poly.as_expr(), generator), multiple=True)
+    elif degree <= BINOMIAL_DEGREE and len(terms) == 2 and terms[1][0] == (0,):  # a g^n + b = 0
+        ratio = -terms[1][1] / terms[0][1]
+        roots = [ratio ** sp.Rational(1, degree)] + ([-(ratio ** sp.Rational(1, degree))] if degree % 2 == 0 else [])
+    else:
         return []
-    roots = sp.roots(sp.Poly(poly.as_expr(), generator), multiple=True)
     out = []
     for root in sorted(set(roots), key=sp.default_sort_key):
         root = root.subs(helper, value)
@@ -325,14 +354,19 @@ def _tidy_in_lambda(candidate: sp.Expr) -> sp.Expr:
     Closed forms from the solvers often read ``(e^lambda - e^(lambda/2))/(e^lambda - 1)``,
     a 0/0 at ``lambda = 0``; cancelling in ``u`` gives ``u/(u + 1)`` instead.
     """
+    if sp.count_ops(candidate) > MAX_OPS // 2:
+        return candidate
     u = sp.Symbol("u", positive=True)
-    in_u = sp.powsimp(sp.expand_power_exp(candidate.subs(lam, 2 * sp.log(u))), force=True)
+    # u = exp(lambda/k) with k the least common denominator of the exponents' lambda-coefficients
+    coefficients = [sp.expand(e.args[0]).coeff(lam) for e in candidate.atoms(sp.exp) if e.has(lam)]
+    k = sp.ilcm(2, *[sp.Rational(c).q for c in coefficients if c.is_Rational]) if coefficients else 2
+    in_u = sp.powsimp(sp.expand_power_exp(candidate.subs(lam, k * sp.log(u))), force=True)
     if in_u.has(lam):
         return candidate
     tidy = in_u.replace(lambda e: isinstance(e, sp.Expr) and not e.is_Atom and e.has(u)
                         and e.is_rational_function(u),
                         lambda e: sp.factor(sp.cancel(e)))
-    return tidy.subs(u, sp.exp(lam / 2))
+    return tidy.subs(u, sp.exp(lam / k))
 
 
 def _expand_logs(candidate: sp.Expr) -> sp.Expr:
@@ -341,17 +375,14 @@ def _expand_logs(candidate: sp.Expr) -> sp.Expr:
 
 
 def _rationalized(candidate: sp.Expr) -> sp.Expr:
-    """``a sqrt(X) + b -> (a^2 X - b^2) / (a sqrt(X) - b)`` for constant ``b``: the same value
-    without the cancellation of ``sqrt(1 + x) - 1`` at small ``x`` (float64 accuracy near an end)."""
+    """``a sqrt(X) + b -> (a^2 X - b^2) / (a sqrt(X) - b)`` (``b`` free of square roots): the same
+    value without the cancellation of ``sqrt(1 + x) - 1`` at small ``x`` (accuracy near an end)."""
 
     def rooted(term: sp.Expr) -> bool:
         return any(p.is_Pow and p.exp == sp.S.Half and p.has(lam) for p in sp.Mul.make_args(term))
 
     def match(e: sp.Expr) -> bool:
-        if not e.is_Add:
-            return False
-        roots = [a for a in e.args if rooted(a)]
-        return len(roots) == 1 and all(not a.has(lam) for a in e.args if a is not roots[0])
+        return e.is_Add and sum(1 for a in e.args if rooted(a)) == 1
 
     def rewrite(e: sp.Expr) -> sp.Expr:
         (root,) = [a for a in e.args if rooted(a)]
@@ -426,7 +457,8 @@ def derive_inverse(schedule: Any) -> tuple[str, sp.Expr | None, str]:
             except (ValueError, TypeError, NotImplementedError, sp.PolynomialError):
                 raw = []
         tidy = {f(sp.sympify(c)) for c in raw for f in (_tidy_in_lambda, lambda e: e, _expand_logs)}
-        candidates = sorted(tidy | {_rationalized(c) for c in tidy}, key=sp.default_sort_key)
+        candidates = sorted((c for c in tidy | {_rationalized(c) for c in tidy} if sp.count_ops(c) <= MAX_OPS),
+                            key=sp.default_sort_key)
         for candidate in candidates[:MAX_CANDIDATES]:
             if verify_inverse(schedule, candidate, reference) is None:
                 verified.append((sp.count_ops(candidate), sp.default_sort_key(candidate), candidate, label))
