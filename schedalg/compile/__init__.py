@@ -28,3 +28,4 @@ from ._schedule import compile_schedule as _compile_schedule  # noqa: E402
 
 _register("schedule", _compile_schedule)
 _register("conversion", _compile_conversion)
+_register("diffusion", evaluate_diffusion)

@@ -15,7 +15,7 @@ import sympy as sp
 from sympy.codegen import cfunctions
 from sympy.printing.pycode import PythonCodePrinter
 
-from ..symbolic._numeric import NumericFunction
+from ..symbolic import NumericFunction
 from ..symbolic._stable import stabilize
 
 __all__ = ["TorchPrinter", "stabilize"]

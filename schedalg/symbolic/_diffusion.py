@@ -25,6 +25,7 @@ import sympy as sp
 
 from ..errors import SchedalgError
 from ._convert import TAU, simplify_within
+from ._hooks import compiler
 from ._numeric import numpy_namespace
 from ._schedule import Schedule
 from ._symbols import s, t
@@ -111,9 +112,7 @@ class Diffusion:
         At a point-mass start, where the closed form may read ``0 * inf``, the one-sided
         limit is used.
         """
-        from ..compile._conversion import evaluate_diffusion
-
-        return evaluate_diffusion(self, tt)
+        return compiler("diffusion")(self, tt)
 
     def _validate(self) -> None:
         if self.kind in ("ode", "optimal"):

@@ -21,7 +21,8 @@ NUMERIC_LAYER = "schedalg.compile"
 
 
 def register_compiler(kind: str, function: Callable[[Any], Any]) -> None:
-    """Register ``function(obj)`` as the compiler of ``kind`` (``"schedule"``, ``"conversion"``)."""
+    """Register ``function`` as the numeric view of ``kind``: ``"schedule"`` and ``"conversion"``
+    (``function(obj)`` compiles), ``"diffusion"`` (``function(diffusion, t)`` evaluates)."""
     _COMPILERS[kind] = function
 
 
