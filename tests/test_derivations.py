@@ -88,8 +88,9 @@ def test_expected_forms():
 
 
 def test_bad_closed_forms_are_rejected():
-    """The form a time budget used to let through (right at 60 digits but NaN in float64 beyond
-    lambda ~ 30), a wrong branch and a complex one are all refused by the verification."""
+    """The form a time budget used to let through (NaN beyond lambda ~ 30 in float64, complex
+    beyond ~137 even at 60 digits), a wrong branch, a complex one, and one that is right at 60
+    digits but cancels in float64 are all refused by the verification."""
     from schedalg.symbolic._derive import verify_inverse
 
     lam = sa.lam
@@ -100,6 +101,12 @@ def test_bad_closed_forms_are_rejected():
     assert "wrong" in verify_inverse(cosine, -2 * sp.atan(sp.exp(-lam / 2)) / sp.pi)
     assert verify_inverse(cosine, 2 * sp.atan(sp.exp(-lam / 2)) / sp.pi + sp.I * 0 + sp.I / 10**30) is not None
     assert verify_inverse(cosine, 2 * sp.atan(sp.exp(-lam / 2)) / sp.pi) is None
+    # right at 60 digits, but sqrt(1 + x) - 1 cancels in float64 near the data end (t ~ 1e-14)
+    vp = LIBRARY["vp_linear"]()
+    naive = sp.sqrt(3980 * sp.log(1 + sp.exp(-lam)) + 1) / 199 - sp.Rational(1, 199)
+    assert "float64" in verify_inverse(vp, naive)
+    assert verify_inverse(vp, sp.expand(naive * (sp.sqrt(3980 * sp.log(1 + sp.exp(-lam)) + 1) + 1)) /
+                          (sp.sqrt(3980 * sp.log(1 + sp.exp(-lam)) + 1) + 1)) is None
 
 
 _DERIVE = textwrap.dedent("""
