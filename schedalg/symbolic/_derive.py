@@ -79,7 +79,7 @@ def mp_points(lo: Any, hi: Any, interior: int = 17, ends: Iterable[int] = range(
     """Sample times in ``(lo, hi)`` at :data:`DPS` digits: Chebyshev-like interior points and
     points ``(hi - lo) 10^-k`` from both ends (sorted, distinct)."""
     with mpmath.workdps(DPS):
-        a, b = mpmath.mpf(sp.Float(lo, DPS)), mpmath.mpf(sp.Float(hi, DPS))
+        a, b = mpmath.mpf(sp.N(lo, DPS + 10)), mpmath.mpf(sp.N(hi, DPS + 10))
         width = b - a
         points = [a + width * (1 - mpmath.cos(mpmath.pi * (k + mpmath.mpf(1) / 2) / interior)) / 2
                   for k in range(interior)]
@@ -147,7 +147,7 @@ class Reference:
         #: (t, lambda(t), allowed mp error, allowed float64 error or None where |lambda| > 60)
         self.rows: list[tuple[Any, Any, Any, float | None]] = []
         with mpmath.workdps(DPS):
-            a, b = mpmath.mpf(sp.Float(lo, DPS)), mpmath.mpf(sp.Float(hi, DPS))
+            a, b = mpmath.mpf(sp.N(lo, DPS + 10)), mpmath.mpf(sp.N(hi, DPS + 10))
             for point in points:
                 try:
                     lam_value = _mp_real(forward(point))
@@ -432,7 +432,7 @@ def real_zeros(expr: sp.Expr) -> list[float]:
             if root.free_symbols or not shown_real(root) and not root.is_real:
                 continue
             try:
-                point = mpmath.mpf(sp.Float(root, DPS))
+                point = mpmath.mpf(sp.N(root, DPS + 10))
                 value = fn(point)
             except (TypeError, ValueError, ZeroDivisionError):
                 continue

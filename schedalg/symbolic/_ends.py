@@ -66,7 +66,7 @@ def _numeric_limit(expr: sp.Expr, point: sp.Expr, side: str) -> float:
     sign = 1 if side == "+" else -1
     values = []
     with mpmath.workdps(_DPS):
-        end = mpmath.mpf(sp.Float(point, _DPS))
+        end = mpmath.mpf(sp.N(point, _DPS + 10))
         for k in range(4, 41, 4):
             try:
                 value = fn(end + sign * mpmath.mpf(10) ** (-k))
