@@ -118,14 +118,16 @@ def decode(tree: Any, _count: list[int] | None = None) -> sp.Expr:
             return CONSTANTS[args[0]]
         raise CacheFormatError(f"bad {head} node")
     children = [decode(a, count) for a in args]
+    # rebuilt without evaluation: the trees were stored from canonical expressions, so the same
+    # arguments in the same order give the same expression, without SymPy's (slow) re-simplification
     if head == "Add" and children:
-        return sp.Add(*children)
+        return sp.Add(*children, evaluate=False)
     if head == "Mul" and children:
-        return sp.Mul(*children)
+        return sp.Mul(*children, evaluate=False)
     if head == "Pow" and len(children) == 2:
-        return sp.Pow(*children)
+        return sp.Pow(*children, evaluate=False)
     if head in FUNCTIONS and children:
-        return FUNCTIONS[head](*children)
+        return FUNCTIONS[head](*children, evaluate=False)
     raise CacheFormatError(f"node {head!r} not allowed")
 
 
