@@ -45,9 +45,10 @@ LAZY_ODE_SOLVERS = {"euler": 1, "heun": 2, "midpoint": 2}
 
 
 def lazy_nfe(solver: str, steps: int) -> int:
-    """Network evaluations of ``steps`` steps of a lazy ODE ``solver``."""
+    """Network evaluations of ``steps`` steps of a lazy ODE ``solver`` (Heun's last step, onto
+    the data end, is an Euler step: one evaluation fewer)."""
     _check_solver(solver)
-    return LAZY_ODE_SOLVERS[solver] * steps
+    return LAZY_ODE_SOLVERS[solver] * steps - (1 if solver == "heun" else 0)
 
 
 def _check_solver(solver: str) -> None:
