@@ -250,6 +250,15 @@ def test_strings_are_refused_without_parsing():
     with pytest.raises(ScheduleError, match="string"):
         sa.Schedule(sa.t, 1 - sa.t, domain=("0", "1"))
 
+    class Sneaky:  # a non-strict sympify would parse str(obj)
+        def __str__(self):
+            os.environ[marker] = "1"
+            return "t"
+
+    with pytest.raises(ScheduleError):
+        sa.Schedule(Sneaky(), 1 - sa.t)
+    assert marker not in os.environ
+
 
 def test_times_outside_the_domain_raise_with_enough_digits():
     compiled = LIBRARY["cosine"]().compile()

@@ -115,8 +115,8 @@ class Schedule:
                                     "build it from sa.t with sympy functions, e.g. sp.cos(sp.pi * sa.t / 2); "
                                     "strings are not parsed (parsing a string can run code)")
         try:
-            alpha_expr = sp.sympify(alpha, strict=True)
-            sigma_expr = sp.sympify(sigma, strict=True)
+            alpha_expr = _strict(alpha, "alpha")
+            sigma_expr = _strict(sigma, "sigma")
         except (sp.SympifyError, TypeError) as exc:
             raise ScheduleError("alpha and sigma as SymPy expressions of schedalg.t",
                                 f"{alpha!r}, {sigma!r}", "build them from sa.t with sympy functions") from exc
@@ -542,7 +542,15 @@ def _strict(value: Any, label: str) -> sp.Expr:
     if isinstance(value, (str, bytes)):
         raise ScheduleError(f"{label} as a number or SymPy expression", f"the string {value!r}",
                             "pass a number (strings are not parsed: parsing a string can run code)")
-    return sp.sympify(value, strict=True)
+    try:
+        return sp.sympify(value, strict=True)
+    except sp.SympifyError:
+        pass
+    try:  # a number of another library (a 0-d tensor, a Decimal): its float value, no parsing
+        return sp.Float(float(value))
+    except (TypeError, ValueError) as exc:
+        raise ScheduleError(f"{label} as a number or SymPy expression", f"{type(value).__name__} {value!r}",
+                            "pass a number or an expression built from sa.t") from exc
 
 
 def _find_symbol(name: str, *exprs: sp.Expr) -> sp.Symbol:
