@@ -1,6 +1,7 @@
 """Shared configuration of tests/ and proofs/: hypothesis profiles, one torch thread."""
 
 import os
+import tempfile
 
 import torch
 from hypothesis import HealthCheck, settings
@@ -23,3 +24,7 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 torch.set_num_threads(1)  # small models: threading overhead dominates on 2 cores
+
+# derivations are cached on disk; tests start from an empty cache of their own so that results
+# never depend on what another run left behind (SCHEDALG_TEST_CACHE_DIR overrides, e.g. to reuse one)
+os.environ["SCHEDALG_CACHE_DIR"] = os.environ.get("SCHEDALG_TEST_CACHE_DIR") or tempfile.mkdtemp(prefix="schedalg-cache-")

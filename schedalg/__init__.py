@@ -18,12 +18,10 @@ Optional packages (diffusers, k-diffusion, flow_matching, scikit-learn, matplotl
 are imported only when a feature needs them.
 """
 
-from . import compile as compile  # noqa: A004 - the layer's name
+import importlib as _importlib
+
 from . import errors as errors
-from . import schedules as schedules
 from . import symbolic as symbolic
-from .compile import CompiledSchedule as CompiledSchedule
-from .compile import convert_prediction as convert_prediction
 from .errors import SchedalgError as SchedalgError
 from .symbolic import PREDICTION_KINDS as PREDICTION_KINDS
 from .symbolic import Conversion as Conversion
@@ -33,22 +31,32 @@ from .symbolic import convert as convert
 from .symbolic import lam as lam
 from .symbolic import t as t
 
-from . import models as models  # noqa: E402,I001 - layers above first
-from . import sampling as sampling  # noqa: E402
-from . import augmented as augmented  # noqa: E402
-from . import datasets as datasets  # noqa: E402
-from . import denoisers as denoisers  # noqa: E402
-from . import distributed as distributed  # noqa: E402
-from . import geometry as geometry  # noqa: E402
-from . import interop as interop  # noqa: E402
-from . import lazy as lazy  # noqa: E402
-from . import flowmaps as flowmaps  # noqa: E402
-from . import ot as ot  # noqa: E402
-from . import testing as testing  # noqa: E402 - check functions; hypothesis only when strategies are built
-
 __version__ = "0.1.0"
 
+#: Layers and names loaded on first use (PEP 562): ``import schedalg`` and
+#: ``import schedalg.symbolic`` load SymPy only; torch comes with the first numeric name.
+_SUBPACKAGES = ("compile", "schedules", "models", "sampling", "augmented", "datasets", "denoisers",
+                "distributed", "geometry", "interop", "lazy", "flowmaps", "ot", "testing", "plot")
+_LAZY_NAMES = {"CompiledSchedule": "compile", "convert_prediction": "compile"}
+
 __all__ = ["compile", "errors", "schedules", "symbolic", "models", "sampling", "augmented", "datasets",
-           "denoisers", "distributed", "geometry", "interop", "lazy", "flowmaps", "ot", "testing", "CompiledSchedule",
+           "denoisers", "distributed", "geometry", "interop", "lazy", "flowmaps", "ot", "testing", "plot",
+           "CompiledSchedule",
            "convert_prediction", "SchedalgError", "PREDICTION_KINDS", "Conversion", "Diffusion", "Schedule",
            "convert", "lam", "t"]
+
+
+def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        module = _importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    if name in _LAZY_NAMES:
+        value = getattr(__getattr__(_LAZY_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,8 +1,10 @@
 """Run a SymPy computation under a CPU-time budget.
 
 SymPy's ``solve`` and ``simplify`` can run for minutes on transcendental input. The
-derivations that try a closed form first (inverses, simplifications) give up after a
-budget and fall back to numerics instead.
+schedule derivations (:mod:`schedalg.symbolic`) do not use a budget: their outcome would
+then depend on the machine's load; they bound their *work* instead (see
+``schedalg/symbolic/_derive.py``). Still used by the augmented layer's closed-form attempts,
+whose outcome can differ between a quiet and a loaded machine for the same reason.
 
 In the main thread the budget is *process CPU time* (``ITIMER_PROF``/``SIGPROF``), so
 the outcome does not depend on how loaded the machine is. Budgets nest: an inner

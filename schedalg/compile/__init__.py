@@ -21,3 +21,11 @@ from ._conversion import evaluate_diffusion as evaluate_diffusion
 from ._conversion import time_changed_increments as time_changed_increments
 
 __all__ += ["CompiledConversion", "evaluate_diffusion", "time_changed_increments"]
+
+from ..symbolic import register_compiler as _register  # noqa: E402
+from ._conversion import compile_conversion as _compile_conversion  # noqa: E402
+from ._schedule import compile_schedule as _compile_schedule  # noqa: E402
+
+_register("schedule", _compile_schedule)
+_register("conversion", _compile_conversion)
+_register("diffusion", evaluate_diffusion)

@@ -15,7 +15,7 @@ import itertools
 import linecache
 import math
 import threading
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import sympy as sp
 import torch
@@ -37,11 +37,13 @@ class CompiledFunction:
     numbers are promoted to float64 tensors.
     """
 
-    def __init__(self, exprs: tuple[sp.Expr, ...], args: tuple[sp.Symbol, ...], name: str):
+    def __init__(self, exprs: tuple[sp.Expr, ...], args: tuple[sp.Symbol, ...], name: str,
+                 prepared: "Prepared | None" = None):
         self.exprs = exprs
         self.args = args
         self.name = name
-        self.source, namespace = _generate_source(exprs, args, name)
+        self.prepared = prepared if prepared is not None else prepare(exprs, args)
+        self.source, namespace = _generate_source(self.prepared, args, name)
         filename = f"<schedalg:{name}:{next(_COUNTER)}>"
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
         code = compile(self.source, filename, "exec")
@@ -57,22 +59,38 @@ class CompiledFunction:
         return f"CompiledFunction({self.name}, {len(self.exprs)} outputs)"
 
 
-def _generate_source(exprs: Sequence[sp.Expr], args: Sequence[sp.Symbol], name: str):
-    printer = TorchPrinter()
-    stable = [_fold_constants(stabilize(_fold_constants(sp.sympify(e)))) for e in exprs]
+class Prepared(NamedTuple):
+    """What the printer needs: common subexpressions ``(symbol, value)`` in order, the reduced
+    outputs, and which outputs are constants (broadcast to the input's shape)."""
+
+    replacements: list[tuple[sp.Symbol, sp.Expr]]
+    reduced: list[sp.Expr]
+    constant: list[bool]
+
+
+def prepare(exprs: Sequence[sp.Expr], args: Sequence[sp.Symbol]) -> Prepared:
+    """Stable forms (:func:`stabilize`), folded constants and common subexpressions of ``exprs``."""
+    stable = [_fold_constants(stabilize(_fold_constants(sp.sympify(e, strict=True)))) for e in exprs]
     replacements, reduced = sp.cse(stable, optimizations="basic")
     # cse may factor constants back out (sqrt(3) from sqrt(3 a)): fold them again
     replacements = [(symbol, _fold_constants(value)) for symbol, value in replacements]
     reduced = [_fold_constants(expr) for expr in reduced]
+    constant = [not (set(original.free_symbols) & set(args)) for original in stable]
+    return Prepared(replacements, reduced, constant)
+
+
+def _generate_source(prepared: Prepared, args: Sequence[sp.Symbol], name: str):
+    printer = TorchPrinter()
+    replacements, reduced, constant = prepared
     arg_names = [printer._print(a) for a in args]
     lines = [f"def {name}({', '.join(arg_names)}):"]
     for symbol, value in replacements:
         lines.append(f"    {printer._print(symbol)} = {printer._print(value)}")
     like = arg_names[0] if arg_names else None
     outs = []
-    for original, expr in zip(stable, reduced):
+    for is_constant, expr in zip(constant, reduced):
         text = printer._print(expr)
-        if like is not None and not (set(original.free_symbols) & set(args)):
+        if like is not None and is_constant:
             # a constant output still has the shape, dtype and device of the input
             text = f"torch.full_like({like}, {text})"
         elif like is not None and len(args) == 1:
@@ -134,3 +152,51 @@ def clear_cache() -> None:
     """Forget every compiled function (for cold-start timings)."""
     with _LOCK:
         _CACHE.clear()
+
+
+def compile_cached(owner: Any, label: str, exprs: Any, args: Sequence[sp.Symbol], name: str) -> CompiledFunction:
+    """:func:`compile_exprs` for quantities of a schedule, remembered in its derivation record.
+
+    ``exprs()`` builds the expressions (called only when nothing valid is stored). The
+    record (on disk: :mod:`schedalg.symbolic`'s derivation cache) keeps the prepared trees
+    of :func:`prepare` as allowlisted JSON; the source is printed again from the decoded
+    trees, never read from the file. Trees that do not decode are ignored and rebuilt.
+    """
+    from ..symbolic import derivation_record
+    from ..symbolic._cache import CacheFormatError, decode, encode
+
+    record = derivation_record(owner)
+    if record.key is None:  # tabulated: nothing identifies the table, compile per object
+        return compile_exprs(exprs(), args, name)
+    stored = record.get("compiled", label)
+    args = tuple(args)
+    if isinstance(stored, dict):
+        try:
+            replacements = [(decode(["Symbol", s]), decode(v)) for s, v in stored["replacements"]]
+            reduced = [decode(e) for e in stored["reduced"]]
+            constant = [bool(c) for c in stored["constant"]]
+            if not (len(constant) == len(reduced) and all(isinstance(s, sp.Symbol) for s, _ in replacements)):
+                raise CacheFormatError("inconsistent lengths")
+            prepared = Prepared(replacements, reduced, constant)
+            allowed = set(args) | {s for s, _ in replacements}
+            if any(e.free_symbols - allowed for e in reduced + [v for _, v in replacements]):
+                raise CacheFormatError("unexpected symbols")
+            key = ("record", label, record.key, name)
+            with _LOCK:
+                hit = _CACHE.get(key)
+            if hit is None:
+                hit = CompiledFunction(tuple(reduced), args, name, prepared)
+                with _LOCK:
+                    _CACHE.setdefault(key, hit)
+            return _CACHE[key]
+        except (CacheFormatError, KeyError, TypeError, ValueError):
+            pass
+    function = compile_exprs(exprs(), args, name)
+    try:
+        replacements, reduced, constant = function.prepared
+        tree = {"replacements": [[s.name, encode(v)] for s, v in replacements],
+                "reduced": [encode(e) for e in reduced], "constant": list(constant)}
+    except CacheFormatError:
+        return function
+    record.put("compiled", label, tree)
+    return function

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import DomainError
-from ..symbolic._convert import ComposedConversion, Conversion, conversion_formulas, one_sided_limit
+from ..symbolic import ComposedConversion, Conversion, conversion_formulas, one_sided_limit
 from ._compile import CompiledFunction, compile_exprs
 from ._inverse import invert_monotone
 

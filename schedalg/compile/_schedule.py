@@ -14,10 +14,9 @@ from typing import Any, Callable
 import torch
 
 from ..errors import DomainError
-from ..symbolic._predictions import check_prediction_kind, prediction_conversion
-from ..symbolic._schedule import Schedule, value_at_end
-from ..symbolic._symbols import lam, t
-from ._compile import CompiledFunction, compile_exprs
+from ..symbolic import Schedule, end_values, lam, prediction_conversion, t
+from ..symbolic._predictions import check_prediction_kind
+from ._compile import CompiledFunction, compile_cached, compile_exprs
 from ._inverse import invert_monotone
 
 __all__ = ["CompiledSchedule", "compile_schedule", "convert_prediction", "QUANTITIES"]
@@ -39,12 +38,14 @@ def compile_schedule(schedule: Schedule) -> "CompiledSchedule":
     return cached
 
 
-def _unary(name: str) -> Callable[["CompiledSchedule", torch.Tensor], torch.Tensor]:
-    def method(self: "CompiledSchedule", tt: torch.Tensor) -> torch.Tensor:
-        return self.function(name)(tt)[0]
+def _unary(name: str) -> Callable[..., torch.Tensor]:
+    def method(self: "CompiledSchedule", tt: Any, *, extrapolate: bool = False) -> torch.Tensor:
+        return self.evaluate(tt, name, extrapolate=extrapolate)[0]
 
     method.__name__ = name
-    method.__doc__ = f"``{name}(t)`` evaluated in torch (dtype and device of ``t``)."
+    method.__doc__ = (f"``{name}(t)`` in torch (dtype and device of ``t``); times outside the domain raise "
+                      ":class:`DomainError` unless ``extrapolate=True``; at the domain's ends the end "
+                      "values of :meth:`end_values`.")
     return method
 
 
@@ -55,6 +56,13 @@ class CompiledSchedule:
     ``e_star``, ``drift_f``, ``diffusion_g2``, ``edm_sigma`` take a tensor and return a
     tensor of its dtype and device; :meth:`evaluate` returns several in one call (one
     generated function, shared subexpressions); :meth:`t_of_log_snr` inverts ``lambda``.
+
+    These public functions are the API boundary: times outside the domain raise
+    :class:`~schedalg.errors.DomainError` (``extrapolate=True`` evaluates the formulas
+    there anyway) and times on an end of the domain get the end values of the one rule
+    (:func:`schedalg.symbolic.end_values`), which costs a host-side check. Loops use the
+    raw generated functions of :meth:`function` (no check, no synchronisation) on times
+    checked once before the loop (a :class:`~schedalg.sampling.TimeGrid`).
     """
 
     def __init__(self, schedule: Schedule):
@@ -66,6 +74,22 @@ class CompiledSchedule:
         self.t_noise = float(schedule.t_noise)
         self.log_snr_range = schedule.log_snr_range
         self._functions: dict[tuple[str, ...], CompiledFunction] = {}
+        self._check_compiled_ends()
+
+    def _check_compiled_ends(self) -> None:
+        """Announce ends where the generated float64 code gives NaN or an infinity that the
+        end-value rule repairs (e.g. ``sqrt(1 - alpha^2)`` with ``alpha(0)`` rounded above 1):
+        :class:`~schedalg.symbolic.EndValueWarning` names the quantity and the end."""
+        ends = torch.tensor([self.t_min, self.t_max], dtype=torch.float64)
+        names = ("alpha", "sigma", "log_snr")
+        repairs = []
+        for name, values in zip(names, self.function(*names)(ends)):
+            exact = self.end_values(name)
+            for index in (0, 1):
+                value = float(values[index])
+                if not math.isfinite(value) and value != exact[index] and not math.isnan(exact[index]):
+                    repairs.append((name, index, value, exact[index]))
+        self.schedule._announce(repairs, stacklevel=5)
 
     alpha = _unary("alpha")
     sigma = _unary("sigma")
@@ -79,56 +103,71 @@ class CompiledSchedule:
     edm_sigma = _unary("edm_sigma")
 
     def function(self, *names: str) -> CompiledFunction:
-        """The compiled function returning the named quantities (a tuple) for a tensor ``t``."""
+        """The raw compiled function returning the named quantities (a tuple) for a tensor ``t``:
+        no domain check and no end values (for loops, on times checked beforehand)."""
         cached = self._functions.get(names)
         if cached is not None:  # the hot path: a dict lookup, no SymPy
             return cached
         unknown = [n for n in names if n not in QUANTITIES]
         if unknown:
             raise DomainError(f"quantities among {QUANTITIES}", f"{unknown}", "use one of the listed names")
-        exprs = [getattr(self.schedule, n) for n in names]
-        compiled = compile_exprs(exprs, [t], name="_".join(names))
+        compiled = compile_cached(self.schedule, "|".join(names),
+                                  lambda: [getattr(self.schedule, n) for n in names], [t], "_".join(names))
         self._functions[names] = compiled
         return compiled
 
-    def evaluate(self, tt: torch.Tensor, *names: str) -> tuple[torch.Tensor, ...]:
-        """Several quantities at ``t`` in one call, e.g. ``evaluate(t, 'alpha', 'sigma')``."""
-        return self.function(*names)(tt)
+    def evaluate(self, tt: Any, *names: str, extrapolate: bool = False) -> tuple[torch.Tensor, ...]:
+        """Several quantities at ``t`` in one call, e.g. ``evaluate(t, 'alpha', 'sigma')``.
 
-    @cached_property
+        Times outside the domain raise :class:`DomainError` unless ``extrapolate``; times on
+        an end get :meth:`end_values` (host-side checks: call it outside loops).
+        """
+        tt = tt if isinstance(tt, torch.Tensor) else torch.as_tensor(tt, dtype=torch.float64)
+        if not extrapolate:
+            self.check_times(tt)
+        return self.evaluate_grid(tt, *names)
+
+    def check_times(self, tt: torch.Tensor) -> None:
+        """Raise :class:`DomainError` unless every (non-NaN) time lies in the domain (host sync)."""
+        if tt.numel() == 0:
+            return
+        outside = (tt < self.t_min) | (tt > self.t_max)
+        if bool(outside.any()):
+            bad = float(tt[outside].reshape(-1)[0])
+            raise DomainError(
+                f"times in the domain [{self.t_min!r}, {self.t_max!r}] of {self.schedule.name!r}",
+                f"t = {bad!r}",
+                "clip the times to the domain, or pass extrapolate=True to evaluate the formulas beyond it")
+
+    def end_values(self, name: str) -> tuple[float, float]:
+        """``(value at t_min, value at t_max)`` of a quantity by the one end-value rule
+        (:func:`schedalg.symbolic.end_values`: exact substitution, else the one-sided limit)."""
+        if name not in QUANTITIES:
+            raise DomainError(f"quantities among {QUANTITIES}", repr(name), "use one of the listed names")
+        return end_values(self.schedule, name)
+
+    @property
     def exact_end_values(self) -> dict[str, tuple[float, float]]:
-        """``name -> (value at t_min, value at t_max)`` from SymPy limits, for the quantities
-        whose floating-point evaluation at an end can miss the exact value (``cos(pi/2)``
-        is ``6e-17``, not 0, so a log-SNR of ``-75`` instead of ``-inf``)."""
-        ends = self.schedule._end_values
-        (a_lo, s_lo), (a_hi, s_hi) = ends["lo"], ends["hi"]
-        lam_noise, lam_data = self.log_snr_range
-        lam_lo, lam_hi = (lam_noise, lam_data) if self.direction > 0 else (lam_data, lam_noise)
-
-        def ratio(s_value: float, a_value: float, end: Any, side: str) -> float:
-            if a_value == 0.0 and s_value == 0.0:  # point mass: the limit decides
-                return value_at_end(self.schedule.edm_sigma, end, side)
-            return math.inf if a_value == 0.0 else s_value / a_value
-
-        lo, hi = self.schedule.domain
-        return {"alpha": (a_lo, a_hi), "sigma": (s_lo, s_hi), "log_snr": (lam_lo, lam_hi),
-                "edm_sigma": (ratio(s_lo, a_lo, lo, "+"), ratio(s_hi, a_hi, hi, "-"))}
+        """``name -> (value at t_min, value at t_max)`` for every quantity (:meth:`end_values`)."""
+        return {name: self.end_values(name) for name in QUANTITIES}
 
     def evaluate_grid(self, times: torch.Tensor, *names: str) -> tuple[torch.Tensor, ...]:
-        """Like :meth:`evaluate`, but times equal to a domain end get the exact end values.
+        """The raw functions at ``times``, where times equal to a domain end get the end values
+        of the one rule (a NaN end value keeps the formula's value). No domain check.
 
         Meant for time grids computed once before a sampling loop.
         """
-        values = self.evaluate(times, *names)
-        exact = self.exact_end_values
+        values = self.function(*names)(times)
+        at_ends = [(index, bool((times == end).any())) for index, end in enumerate((self.t_min, self.t_max))]
+        if not any(hit for _, hit in at_ends):
+            return values
         out = []
         for name, value in zip(names, values):
-            if name in exact:
-                lo_value, hi_value = exact[name]
-                if not math.isnan(lo_value):
-                    value = torch.where(times == self.t_min, torch.full_like(value, lo_value), value)
-                if not math.isnan(hi_value):
-                    value = torch.where(times == self.t_max, torch.full_like(value, hi_value), value)
+            ends = self.end_values(name)
+            for index, hit in at_ends:
+                if hit and not math.isnan(ends[index]):
+                    end = (self.t_min, self.t_max)[index]
+                    value = torch.where(times == end, torch.full_like(value, ends[index]), value)
             out.append(value)
         return tuple(out)
 
@@ -146,7 +185,7 @@ class CompiledSchedule:
         inverse = self.schedule.inverse_log_snr
         if inverse.kind != "symbolic":
             return None
-        return compile_exprs([inverse.expr], [lam], name="t_of_log_snr")
+        return compile_cached(self.schedule, "t_of_log_snr", lambda: [inverse.expr], [lam], "t_of_log_snr")
 
     def t_of_log_snr(self, lam_values: torch.Tensor, *, check: bool = True) -> torch.Tensor:
         """The time at which ``lambda(t)`` equals ``lam_values`` (float64 recommended).
@@ -163,18 +202,19 @@ class CompiledSchedule:
             if finite.numel() and (bool((finite < low - 1e-9 * abs(low)).any())
                                    or bool((finite > high + 1e-9 * abs(high)).any())):
                 raise DomainError(
-                    f"log-SNR values inside [{low:.6g}, {high:.6g}], the range of {self.schedule.name!r}",
-                    f"values in [{float(finite.min()):.6g}, {float(finite.max()):.6g}]",
+                    f"log-SNR values inside [{low!r}, {high!r}], the range of {self.schedule.name!r}",
+                    f"values in [{float(finite.min())!r}, {float(finite.max())!r}]",
                     "choose times whose log-SNR both schedules reach",
                 )
         if self._inverse is None:
-            return invert_monotone(self.log_snr, self.d_log_snr, lam_values,
+            raw = self.function("log_snr", "d_log_snr")
+            return invert_monotone(lambda x: raw(x)[0], lambda x: raw(x)[1], lam_values,
                                    self.t_min, self.t_max, increasing=self.direction > 0)
         out = self._inverse(lam_values)[0]
         # two safeguarded Newton steps on the compiled lambda remove the closed form's
-        # rounding where it is ill-conditioned (e.g. acos near 1)
+        # rounding where it is ill-conditioned
         for _ in range(2):
-            lam_out, slope = self.evaluate(out, "log_snr", "d_log_snr")
+            lam_out, slope = self.function("log_snr", "d_log_snr")(out)
             polished = out - (lam_out - lam_values) / slope
             ok = torch.isfinite(polished) & (polished >= self.t_min) & (polished <= self.t_max)
             out = torch.where(ok, polished, out)

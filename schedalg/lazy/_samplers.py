@@ -9,7 +9,8 @@ the right side is identically zero, so Euler, Heun and midpoint steps are all ex
 on other data the right side is only the non-Gaussian part of the model. Solvers:
 
 * ``euler``:    ``y += h f(y, u_i)``                                     (1 evaluation / step)
-* ``heun``:     ``y_p = y + h f_i``, ``y += h (f_i + f(y_p, u_{i+1})) / 2``  (2 / step)
+* ``heun``:     ``y_p = y + h f_i``, ``y += h (f_i + f(y_p, u_{i+1})) / 2``  (2 / step; the last
+  step, onto the data end where sigma = 0, is an Euler step)
 * ``midpoint``: ``y_m = y + h/2 f_i``, ``y += h f(y_m, u_i + h/2)``           (2 / step)
 
 **Lazy SDE.** In the point-mass family ``y = a x' + sqrt(a (1 - a)) eps`` the optimal
@@ -44,9 +45,10 @@ LAZY_ODE_SOLVERS = {"euler": 1, "heun": 2, "midpoint": 2}
 
 
 def lazy_nfe(solver: str, steps: int) -> int:
-    """Network evaluations of ``steps`` steps of a lazy ODE ``solver``."""
+    """Network evaluations of ``steps`` steps of a lazy ODE ``solver`` (Heun's last step, onto
+    the data end, is an Euler step: one evaluation fewer)."""
     _check_solver(solver)
-    return LAZY_ODE_SOLVERS[solver] * steps
+    return LAZY_ODE_SOLVERS[solver] * steps - (1 if solver == "heun" else 0)
 
 
 def _check_solver(solver: str) -> None:
@@ -90,7 +92,13 @@ def integrate_lazy_ode(prepared: PreparedLazy, y: torch.Tensor, solver: str, **c
     elif solver == "heun":
         for i in range(len(h)):
             f = velocity(y, i)
-            y = y + h[i] / 2 * (f + velocity(y + h[i] * f, i + 1))
+            if i == len(h) - 1:
+                # the grid ends at the data end (u = pi/2, sigma = 0), where an x0-prediction
+                # network's eps (and its velocity) is 0/0: the last step is an Euler step, as in
+                # Karras et al. 2022 (Alg. 1) when the last noise level is 0
+                y = y + h[i] * f
+            else:
+                y = y + h[i] / 2 * (f + velocity(y + h[i] * f, i + 1))
     else:
         for i in range(0, len(h), 2):
             y = y + (h[i] + h[i + 1]) * velocity(y + h[i] * velocity(y, i), i + 1)

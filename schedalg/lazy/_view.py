@@ -137,9 +137,9 @@ class LazyDenoiser:
             raise LazyGridError(f"a strictly increasing finite grid of >= 2 values in [{lo:.6g}, {hi:.6g}]",
                                 f"{values.tolist()}", "sort the grid and drop repeated or non-finite values")
         if abs(float(values[0]) - lo) > 1e-12 or abs(float(values[-1]) - hi) > 1e-9 * hi:
-            raise LazyGridError(f"a grid from the noise end {lo:.6g} to the data end {hi:.6g} of the "
+            raise LazyGridError(f"a grid from the noise end {lo!r} to the data end {hi!r} of the "
                                 f"{self.kind} family's free coordinate",
-                                f"a grid from {float(values[0]):.6g} to {float(values[-1]):.6g}",
+                                f"a grid from {float(values[0])!r} to {float(values[-1])!r}",
                                 "use LazyDenoiser.uniform_grid(steps) or map your spacing onto the range")
         values = values.clone()
         values[0], values[-1] = lo, hi

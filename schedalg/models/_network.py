@@ -22,7 +22,6 @@ sampler can fold the coefficients into an affine solver step (:mod:`schedalg.sam
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Mapping
 
 import sympy as sp
@@ -30,7 +29,7 @@ import torch
 
 from ..errors import DomainError, PredictionError, SchedalgError
 from ..symbolic._predictions import check_prediction_kind
-from ..symbolic._schedule import Schedule, value_at_end
+from ..symbolic import Schedule, end_values
 from ._checks import FiniteGuard, NetworkOutputError, check_output, extract_output
 from ._guidance import guide, stack_conditions
 from ._time_inputs import input_scaling_function, time_input_function
@@ -303,26 +302,24 @@ class PreparedNetwork:
 
 
 def _end_limits(schedule: Schedule, expr: sp.Expr | None, times: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """``values`` with the exact (SymPy) limits of ``expr`` at grid times on the domain's ends.
+    """``values`` with the end values of ``expr`` (the one rule, :func:`schedalg.symbolic.end_values`)
+    at grid times on the domain's ends.
 
     Floating point leaves e.g. ``1/cos(pi t/2)`` at ``t = 1`` as ``1.6e16`` instead of
-    ``inf``; the limit makes an undefined conversion visible (host side, in ``prepare``).
+    ``inf``; the end value makes an undefined conversion visible (host side, in ``prepare``).
     """
     if expr is None:
         return values
-    ends = ((float(schedule.domain[0]), schedule.domain[0], "+"), (float(schedule.domain[1]), schedule.domain[1], "-"))
+    ends = (float(schedule.domain[0]), float(schedule.domain[1]))
+    hits = [bool((times == end).any()) for end in ends]
+    if not any(hits):
+        return values
+    exact = end_values(schedule, sp.sympify(expr))
     values = values.clone()
-    for index, value in enumerate(times.tolist()):
-        for number, end, side in ends:
-            if value == number:
-                values[index] = _limit_at(sp.sympify(expr), end, side)
+    for hit, end, value in zip(hits, ends, exact):
+        if hit:
+            values = torch.where(times == end, torch.full_like(values, value), values)
     return values
-
-
-@lru_cache(maxsize=512)
-def _limit_at(expr: sp.Expr, end: sp.Expr, side: str) -> float:
-    """``expr`` at a domain end (substitution, else the one-sided limit), cached per expression."""
-    return value_at_end(expr, end, side)
 
 
 def _broadcast(uncond: Mapping[str, Any], batch: int) -> dict[str, Any]:

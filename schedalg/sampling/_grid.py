@@ -309,24 +309,12 @@ def _validated_times(schedule: Schedule, times: Any) -> torch.Tensor:
 
 
 def _fill_end_limits(schedule: Schedule, name: str, times: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Replace NaN at the domain's ends by the SymPy limit of the quantity (host side, before loops)."""
-    nan = torch.isnan(values)
-    if not bool(nan.any()):
-        return values
-    from ..symbolic._schedule import value_at_end
-
-    lo, hi = float(schedule.domain[0]), float(schedule.domain[1])
-    expr = getattr(schedule, name)
-    for index in torch.nonzero(nan).reshape(-1).tolist():
-        t = float(times[index])
-        if t == lo:
-            values[index] = value_at_end(expr, schedule.domain[0], "+")
-        elif t == hi:
-            values[index] = value_at_end(expr, schedule.domain[1], "-")
+    """Refuse NaN values: the ends already carry the one end-value rule's values
+    (:meth:`CompiledSchedule.evaluate_grid`), so a NaN left is a time where ``name`` has none."""
     if bool(torch.isnan(values).any()):
         index = int(torch.nonzero(torch.isnan(values))[0])
         raise GridError(f"a finite or infinite {name}(t) at every grid time of {schedule.name!r}",
-                        f"{name}({float(times[index]):.6g}) = nan", "move the grid away from that time")
+                        f"{name}({float(times[index])!r}) = nan", "move the grid away from that time")
     return values
 
 

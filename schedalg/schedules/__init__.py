@@ -11,11 +11,19 @@ from ._library import trigonometric as trigonometric
 from ._library import ve as ve
 from ._library import vp_cosine as vp_cosine
 from ._library import vp_linear as vp_linear
-from ._tabulated import TabulatedSchedule as TabulatedSchedule
-from ._tabulated import discrete_betas as discrete_betas
-from ._tabulated import from_betas as from_betas
-from ._tabulated import tabulated as tabulated
 
 __all__ = ["LIBRARY", "brownian_bridge", "cosine", "edm", "linear", "polynomial_convex", "sub_vp",
            "trigonometric", "ve", "vp_cosine", "vp_linear", "TabulatedSchedule", "discrete_betas",
            "from_betas", "tabulated"]
+
+#: Tabulated schedules evaluate with torch; loaded on first use so that the symbolic
+#: library (and ``schedalg list``/``show``) does not import torch.
+_TABULATED = ("TabulatedSchedule", "discrete_betas", "from_betas", "tabulated")
+
+
+def __getattr__(name: str):
+    if name in _TABULATED:
+        from . import _tabulated
+
+        return getattr(_tabulated, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,6 @@ from ._convert import Conversion as Conversion
 from ._convert import PIECES as PIECES
 from ._convert import conversion_formulas as conversion_formulas
 from ._convert import convert as convert
-from ._convert import one_sided_limit as one_sided_limit
 from ._diffusion import Diffusion as Diffusion
 from ._diffusion import DiffusionError as DiffusionError
 from ._diffusion import map_diffusion as map_diffusion
@@ -30,3 +29,17 @@ from ._pointmass import point_mass_start as point_mass_start
 
 __all__ += ["TAU", "ComposedConversion", "Conversion", "PIECES", "conversion_formulas", "convert", "one_sided_limit", "Diffusion",
             "DiffusionError", "map_diffusion", "PointMassError", "PointMassStart", "point_mass_start"]
+
+from ._cache import cache_dir as cache_dir
+from ._cache import configure_cache as configure_cache
+from ._ends import end_values as end_values
+from ._ends import one_sided_limit as one_sided_limit
+from ._ends import value_at_end as value_at_end
+from ._hooks import register_compiler as register_compiler
+from ._record import record_of as derivation_record
+
+__all__ += ["cache_dir", "configure_cache", "end_values", "value_at_end", "register_compiler", "derivation_record"]
+from ._schedule import EndValueWarning as EndValueWarning
+from ._schedule import SuspiciousScheduleWarning as SuspiciousScheduleWarning
+
+__all__ += ["EndValueWarning", "SuspiciousScheduleWarning"]

@@ -14,8 +14,8 @@ function whose derivative is ``tau'``). The sum form of ``c`` stays finite at bo
 (where ``alpha`` or ``sigma`` alone vanish). Identities: ``proofs/prove_convert.py``.
 
 ``tau`` is a closed form when the source's log-SNR inverse is one
-(:attr:`Schedule.inverse_log_snr`; SymPy then tries to simplify the substitution within
-a time budget); otherwise ``tau = T_src(lambda_dst(s))`` with ``T_src`` a numeric SymPy
+(:attr:`Schedule.inverse_log_snr`; SymPy then simplifies the substitution when it is
+small, :func:`simplify_within`); otherwise ``tau = T_src(lambda_dst(s))`` with ``T_src`` a numeric SymPy
 function evaluated by :meth:`CompiledSchedule.t_of_log_snr`. The torch view
 (:mod:`schedalg.compile._conversion`) evaluates ``tau`` as ``t_of_log_snr(lambda_dst(s))``
 with Newton polish and builds ``c``, ``tau'``, ``c'`` from ``tau`` as a value through
@@ -30,12 +30,13 @@ import warnings
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 import sympy as sp
 
-from .._budget import run_with_budget
 from ..errors import DomainError
-from ._numeric import NumericFunction, numpy_namespace
+from ._derive import mp_points, verify_equal
+from ._ends import one_sided_limit
+from ._hooks import compiler
+from ._numeric import NumericFunction
 from ._schedule import Schedule
 from ._symbols import lam, s, t
 
@@ -45,8 +46,8 @@ __all__ = ["Conversion", "ComposedConversion", "convert", "TAU", "schedule_key",
 #: The value of ``tau(s)`` in the two-argument (``s``, ``TAU``) forms of ``c``, ``tau'``, ``c'``.
 TAU = sp.Symbol("tau", real=True)
 
-#: Seconds SymPy may spend simplifying one expression of a conversion.
-SIMPLIFY_BUDGET_S = 0.6
+#: ``sp.simplify`` runs only on expressions with at most this many operations (a work bound).
+SIMPLIFY_OPS = 40
 
 _CONVERSIONS: dict[tuple, "Conversion"] = {}
 _INVERSE_FUNCTIONS: dict[tuple, type[NumericFunction]] = {}
@@ -145,24 +146,25 @@ def inverse_function(schedule: Schedule) -> type[NumericFunction]:
 # ---------------------------------------------------------------------- simplification
 
 
-def simplify_within(expr: sp.Expr, budget: float, check_grid: np.ndarray) -> sp.Expr:
-    """``sp.simplify(expr)`` if it finishes within ``budget`` seconds, is no larger, and
-    agrees with ``expr`` at ``check_grid`` (values of ``s``) to 1e-9; else ``expr``."""
-    ok, simple = run_with_budget(lambda: sp.simplify(expr), budget)
-    if not ok or simple is None or simple == expr:
+def simplify_within(expr: sp.Expr, check_points: list) -> sp.Expr:
+    """``sp.simplify(expr)`` if ``expr`` has at most :data:`SIMPLIFY_OPS` operations, the result
+    is no larger, and it agrees with ``expr`` at ``check_points`` (values of ``s``, at 60
+    digits, real: :func:`schedalg.symbolic._derive.verify_equal`); else ``expr``.
+
+    Bounded by the size of the input, never by time: the same expression simplifies the
+    same way on every machine.
+    """
+    if sp.count_ops(expr) > SIMPLIFY_OPS or expr.atoms(NumericFunction):
         return expr
-    if sp.count_ops(simple) > sp.count_ops(expr):
-        return expr
-    with np.errstate(all="ignore"), warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fn = sp.lambdify(s, [expr, simple], modules=[numpy_namespace(expr, simple), "numpy"])
-        a, b = (np.broadcast_to(np.asarray(v, dtype=np.complex128), check_grid.shape) for v in fn(check_grid))
-    good = np.isfinite(a)
-    if not good.any() or not np.all(np.isfinite(b[good])):
+        try:
+            simple = sp.simplify(expr)
+        except (NotImplementedError, ValueError, TypeError, RecursionError):
+            return expr
+    if simple == expr or sp.count_ops(simple) > sp.count_ops(expr) or simple.has(sp.I):
         return expr
-    if np.max(np.abs(a[good] - b[good]) / (1 + np.abs(a[good]))) > 1e-9:
-        return expr
-    return simple
+    return simple if verify_equal(expr, simple, s, check_points) else expr
 
 
 # ---------------------------------------------------------------------- conversions
@@ -178,9 +180,7 @@ class _ConversionAlgebra:
 
     def compile(self):
         """The torch view (:class:`schedalg.compile.CompiledConversion`), cached."""
-        from ..compile._conversion import compile_conversion
-
-        return compile_conversion(self)
+        return compiler("conversion")(self)
 
     def time(self, ss: Any, *, check: bool = True):
         """``tau(s)`` as a torch tensor (float64 for Python numbers)."""
@@ -217,10 +217,8 @@ class _ConversionAlgebra:
     @cached_property
     def s_range(self) -> tuple[float, float]:
         """``(s_lo, s_hi)``: the destination times whose log-SNR the source reaches."""
-        import torch  # numeric bracket of the overlap; only when asked for
-
         lo, hi = self.lam_range
-        ends = self.dst.compile().t_of_log_snr(torch.tensor([lo, hi], dtype=torch.float64), check=False)
+        ends = self.dst.compile().t_of_log_snr([lo, hi], check=False)
         a, b = sorted(float(v) for v in ends)
         return a, b
 
@@ -263,8 +261,8 @@ class Conversion(_ConversionAlgebra):
 
     @cached_property
     def tau(self) -> sp.Expr:
-        """``tau(s)``: the source's closed-form inverse at ``lambda_dst(s)``, simplified within
-        a budget (:attr:`tau_seconds` says how long that took); for a numeric inverse,
+        """``tau(s)``: the source's closed-form inverse at ``lambda_dst(s)``, simplified when
+        small (:func:`simplify_within`; :attr:`tau_seconds` says how long that took); for a numeric inverse,
         ``T_src(lambda_dst(s))`` with ``T_src`` a numeric SymPy function. The compiled
         :meth:`time` evaluates the same map as ``t_of_log_snr(lambda_dst(s))`` plus Newton
         polish, so it does not wait for this simplification."""
@@ -273,19 +271,20 @@ class Conversion(_ConversionAlgebra):
             value: sp.Expr = s
         elif self.kind == "symbolic":
             raw = self.src.inverse_log_snr.expr.subs(lam, self._lam_dst)
-            value = simplify_within(raw, SIMPLIFY_BUDGET_S, self.check_grid)
+            value = simplify_within(raw, self.check_grid)
         else:
             value = inverse_function(self.src)(self._lam_dst)
         self.tau_seconds = time.perf_counter() - start
         return value
 
     @cached_property
-    def check_grid(self) -> np.ndarray:
-        """Interior destination times where simplifications are checked numerically."""
-        return self.dst._grid(21)[3:-3]
+    def check_grid(self) -> list:
+        """Destination times (mpmath, 60 digits) where simplifications are checked: the
+        whole domain, points ``10^-k`` from both ends included."""
+        return mp_points(*self.dst.domain, interior=9, ends=range(2, 25, 4))
 
     def _closed(self, expr: sp.Expr) -> sp.Expr:
-        return simplify_within(expr.subs(TAU, self.tau), SIMPLIFY_BUDGET_S, self.check_grid)
+        return simplify_within(expr.subs(TAU, self.tau), self.check_grid)
 
     @cached_property
     def c(self) -> sp.Expr:
@@ -394,31 +393,3 @@ def convert(src: Schedule, dst: Schedule) -> Conversion:
         cached = Conversion(src, dst)
         _CONVERSIONS[key] = cached
     return cached
-
-
-def one_sided_limit(values: Any) -> float:
-    """The limit of a sequence ``f(end + h_k)`` for ``h_k`` shrinking by 10 each step.
-
-    A sequence diverging (magnitudes growing at least 3x per step over the last three)
-    gives ``+-inf``; otherwise the value where successive differences stop shrinking,
-    before rounding takes over (a ``nan`` ends the sequence). The accuracy is that of the
-    last trusted step: about ``h`` for smooth ends, ``sqrt(h)`` for square-root ones.
-    """
-    v: list[float] = []
-    for x in (float(x) for x in np.asarray(values, dtype=np.float64).reshape(-1)):
-        if x != x:
-            break
-        if abs(x) == float("inf"):
-            return x
-        v.append(x)
-    if len(v) < 2:
-        return v[0] if v else float("nan")
-    mags = [abs(x) for x in v]
-    if len(v) >= 4 and all(mags[k + 1] >= 3 * mags[k] > 0 for k in range(len(v) - 4, len(v) - 1)):
-        return float("inf") if v[-1] > 0 else float("-inf")
-    best, previous = v[0], float("inf")
-    for a, b in zip(v, v[1:]):
-        if abs(b - a) > previous:
-            break
-        previous, best = abs(b - a), b
-    return best

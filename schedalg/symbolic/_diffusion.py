@@ -25,6 +25,7 @@ import sympy as sp
 
 from ..errors import SchedalgError
 from ._convert import TAU, simplify_within
+from ._hooks import compiler
 from ._numeric import numpy_namespace
 from ._schedule import Schedule
 from ._symbols import s, t
@@ -111,9 +112,7 @@ class Diffusion:
         At a point-mass start, where the closed form may read ``0 * inf``, the one-sided
         limit is used.
         """
-        from ..compile._conversion import evaluate_diffusion
-
-        return evaluate_diffusion(self, tt)
+        return compiler("diffusion")(self, tt)
 
     def _validate(self) -> None:
         if self.kind in ("ode", "optimal"):
@@ -154,5 +153,5 @@ def map_diffusion(expr: sp.Expr, conversion: Any, *, simplify: bool = True) -> s
     else:
         mapped = sign * conversion.c**2 * conversion.d_tau * expr.subs(t, conversion.tau)
     if simplify:
-        mapped = simplify_within(mapped, 0.6, conversion.dst._grid(21)[3:-3])
+        mapped = simplify_within(mapped, conversion.check_grid)
     return mapped.subs(s, t)

@@ -16,22 +16,17 @@ Start limits at ``y = 0`` (proved in ``proofs/prove_pointmass.py``), with ``x0_h
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
-from .._budget import run_with_budget
 from ..errors import ScheduleError
-from ._convert import one_sided_limit
-from ._numeric import NumericFunction, numpy_namespace
+from ._ends import end_values
 from ._schedule import Schedule
 from ._symbols import t
 
 __all__ = ["PointMassError", "PointMassStart", "point_mass_start", "start_limit"]
-
-_LIMIT_BUDGET_S = 0.8
 
 
 class PointMassError(ScheduleError):
@@ -54,27 +49,13 @@ class PointMassStart:
 
 
 def start_limit(schedule: Schedule, expr: sp.Expr, point: float | None = None) -> float:
-    """One-sided limit of ``expr`` (in ``t``) at the noise end, from inside the domain.
-
-    SymPy's ``limit`` within a budget; numerically (:func:`one_sided_limit` on a
-    shrinking sequence of points) when SymPy gives no real answer in time.
-    """
+    """``expr`` (in ``t``) at the noise end from inside the domain, by the one end-value rule
+    (:func:`schedalg.symbolic._ends.end_values`); ``point`` another end of the domain."""
     t0 = float(schedule.t_noise) if point is None else point
     lo, hi = (float(v) for v in schedule.domain)
-    inward = 1.0 if t0 == lo else -1.0
-    if not expr.atoms(NumericFunction):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ok, value = run_with_budget(
-                lambda: sp.limit(expr, t, sp.nsimplify(t0), "+" if inward > 0 else "-"), _LIMIT_BUDGET_S)
-        if ok and value is not None and (value.is_real or value in (sp.oo, -sp.oo)):
-            return float(value)
-    near = np.array([t0 + inward * (hi - lo) * 10.0 ** (-k) for k in range(3, 13)])
-    fn = sp.lambdify(t, expr, modules=[numpy_namespace(expr), "numpy"])
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        values = np.broadcast_to(np.asarray(fn(near), dtype=np.float64), near.shape)
-    return one_sided_limit(values)
+    if t0 not in (lo, hi):
+        raise ValueError(f"start_limit at an end of the domain ({lo!r} or {hi!r}); got {t0!r}")
+    return end_values(schedule, expr)[0 if t0 == lo else 1]
 
 
 def point_mass_start(schedule: Schedule) -> PointMassStart:

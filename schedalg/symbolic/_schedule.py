@@ -19,6 +19,7 @@ is rejected with the interval where it fails.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -29,15 +30,24 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .._budget import run_with_budget
 from ..errors import DomainError, NotMonotoneError, ScheduleError, UnboundSymbolError
+from ._cache import CacheFormatError, decode_float, encode_float
+from ._derive import derive_inverse, real_zeros
+from ._ends import end_values, value_at_end
+from ._hooks import compiler
 from ._numeric import NumericFunction, numpy_namespace
 from ._symbols import lam, t
 
-__all__ = ["Schedule", "LogSnrInverse", "value_at_end"]
+__all__ = ["Schedule", "LogSnrInverse", "value_at_end", "EndValueWarning", "SuspiciousScheduleWarning"]
 
-#: CPU seconds SymPy may spend looking for a closed-form inverse before numerics take over.
-INVERSE_BUDGET_S = 0.5
+
+class EndValueWarning(UserWarning):
+    """A quantity whose float64 value at an end of the domain is NaN or infinite where the
+    end-value rule gives another value (which is then used there)."""
+
+
+class SuspiciousScheduleWarning(UserWarning):
+    """A declaration that is valid but probably not what was meant (e.g. alpha > 1)."""
 
 _INVERSE_CACHE: dict[tuple, "LogSnrInverse"] = {}
 
@@ -68,7 +78,8 @@ class Schedule:
     Parameters
     ----------
     alpha, sigma:
-        Expressions in :data:`schedalg.t` (anything :func:`sympy.sympify` accepts).
+        SymPy expressions in :data:`schedalg.t`, or numbers. Strings are refused (parsing
+        one can run code): build expressions from ``sa.t``.
     domain:
         ``(t_min, t_max)``; ends where ``alpha`` or ``sigma`` vanish are open
         (``lambda`` is infinite there) and are reported by :attr:`open_ends`.
@@ -102,9 +113,15 @@ class Schedule:
         name: str | None = None,
         truncated: bool = False,
     ):
+        for label, value in (("alpha", alpha), ("sigma", sigma)):
+            if isinstance(value, (str, bytes)):
+                raise ScheduleError(f"{label} as a SymPy expression of schedalg.t",
+                                    f"the string {value!r}",
+                                    "build it from sa.t with sympy functions, e.g. sp.cos(sp.pi * sa.t / 2); "
+                                    "strings are not parsed (parsing a string can run code)")
         try:
-            alpha_expr = sp.sympify(alpha)
-            sigma_expr = sp.sympify(sigma)
+            alpha_expr = _strict(alpha, "alpha")
+            sigma_expr = _strict(sigma, "sigma")
         except (sp.SympifyError, TypeError) as exc:
             raise ScheduleError("alpha and sigma as SymPy expressions of schedalg.t",
                                 f"{alpha!r}, {sigma!r}", "build them from sa.t with sympy functions") from exc
@@ -114,12 +131,12 @@ class Schedule:
         for key, value in (params or {}).items():
             symbol = key if isinstance(key, sp.Symbol) else _find_symbol(str(key), alpha_expr, sigma_expr)
             self._declared[symbol] = value
-        bound = {k: sp.sympify(v) for k, v in self._declared.items() if v is not None}
+        bound = {k: _strict(v, str(k)) for k, v in self._declared.items() if v is not None}
         self.alpha: sp.Expr = alpha_expr.subs(bound)
         self.sigma: sp.Expr = sigma_expr.subs(bound)
         self._template = (alpha_expr, sigma_expr)
         try:
-            lo, hi = (sp.sympify(domain[0]), sp.sympify(domain[1]))
+            lo, hi = (_strict(domain[0], "domain"), _strict(domain[1], "domain"))
         except (TypeError, IndexError, sp.SympifyError) as exc:
             raise ScheduleError("domain=(t_min, t_max)", repr(domain), "pass two numbers") from exc
         self.domain: tuple[sp.Expr, sp.Expr] = (lo.subs(bound), hi.subs(bound))
@@ -135,7 +152,7 @@ class Schedule:
                 f"or declare them symbolic with params={{'{names[0]}': None}}",
             )
         if self.is_bound:
-            self._validate()
+            self._validate_once()
 
     # ------------------------------------------------------------------ parameters
 
@@ -283,10 +300,8 @@ class Schedule:
     def _end_values(self) -> dict[str, tuple[float, float]]:
         """``{'lo': (alpha, sigma), 'hi': (alpha, sigma)}`` at the domain's ends (limits)."""
         self.require_bound("evaluate it at its ends")
-        out = {}
-        for key, end, side in zip(("lo", "hi"), self.domain, ("+", "-")):
-            out[key] = (value_at_end(self.alpha, end, side), value_at_end(self.sigma, end, side))
-        return out
+        (a_lo, a_hi), (s_lo, s_hi) = end_values(self, "alpha"), end_values(self, "sigma")
+        return {"lo": (a_lo, s_lo), "hi": (a_hi, s_hi)}
 
     @property
     def open_ends(self) -> tuple[bool, bool]:
@@ -309,19 +324,8 @@ class Schedule:
     @cached_property
     def log_snr_range(self) -> tuple[float, float]:
         """``(lambda at the noise end, lambda at the data end)``, possibly infinite."""
-        values = []
-        for key in (("lo", "hi") if self.direction > 0 else ("hi", "lo")):
-            a, s = self._end_values[key]
-            if a == 0.0 and s == 0.0:  # point mass: the ratio decides
-                end, side = (self.domain[0], "+") if key == "lo" else (self.domain[1], "-")
-                values.append(value_at_end(self.log_snr, end, side))
-            elif s == 0.0:
-                values.append(np.inf)
-            elif a == 0.0:
-                values.append(-np.inf)
-            else:
-                values.append(float(2 * np.log(a) - 2 * np.log(s)))
-        return values[0], values[1]
+        lo, hi = end_values(self, "log_snr")  # the one end-value rule
+        return (lo, hi) if self.direction > 0 else (hi, lo)
 
     # ------------------------------------------------------------------ spans
 
@@ -377,13 +381,30 @@ class Schedule:
         return self._with_domain((lo, hi))
 
     def _time_of_log_snr(self, target: float, label: str) -> float:
-        import torch
-
+        """``t(lambda = target)`` in float64 without torch: the closed-form inverse at 30 digits,
+        else a bracketed root of the float64 log-SNR (Brent, to a few ulps of ``t``)."""
         low, high = self.log_snr_range
         if not low <= target <= high:
             raise DomainError(f"a {label}-end log-SNR inside [{low:.6g}, {high:.6g}] of {self.name!r}",
-                              f"lambda = {target:.6g}", "pick a noise level the schedule reaches")
-        return float(self.compile().t_of_log_snr(torch.tensor([target], dtype=torch.float64))[0])
+                              f"lambda = {target!r}", "pick a noise level the schedule reaches")
+        inverse = self.inverse_log_snr
+        if inverse.expr is not None:
+            return float(inverse.expr.subs(lam, sp.Float(target, 30)).evalf(30))
+        from scipy.optimize import brentq
+
+        (log_snr,) = (self.numpy_function(self.log_snr),)
+        lo, hi = float(self.domain[0]), float(self.domain[1])
+
+        def gap(time: float) -> float:
+            with np.errstate(all="ignore"):
+                (value,) = log_snr(np.array([time]))
+            return float(np.asarray(value).reshape(-1)[0]) - target
+
+        inner = lambda a, b: (a + (b - a) * 1e-12, b - (b - a) * 1e-12)  # noqa: E731 - the ends may be +-inf
+        a, b = inner(lo, hi)
+        if target in (low, high):
+            return float(self.t_noise if target == (low if self.direction > 0 else high) else self.t_data)
+        return float(brentq(gap, a, b, xtol=4 * np.finfo(float).eps * max(abs(a), abs(b), 1.0), rtol=8.9e-16))
 
     def _with_domain(self, domain: tuple[sp.Expr, sp.Expr]) -> "Schedule":
         """A copy of this schedule declared on ``domain`` as a truncated span."""
@@ -399,7 +420,7 @@ class Schedule:
         key = (sp.srepr(self.alpha), sp.srepr(self.sigma), sp.srepr(self.domain))
         cached = _INVERSE_CACHE.get(key)
         if cached is None:
-            cached = _derive_inverse(self)
+            cached = _stored_inverse(self)
             _INVERSE_CACHE[key] = cached
         return cached
 
@@ -407,9 +428,7 @@ class Schedule:
 
     def compile(self):
         """The torch view of this schedule (see :class:`schedalg.compile.CompiledSchedule`)."""
-        from ..compile._schedule import compile_schedule
-
-        return compile_schedule(self)
+        return compiler("schedule")(self)
 
     def numpy_function(self, *exprs: sp.Expr):
         """``lambdify`` of ``exprs`` in ``t`` with numpy (for checks, not for sampling)."""
@@ -425,6 +444,71 @@ class Schedule:
         lo, hi = (float(self.domain[0]), float(self.domain[1]))
         u = 0.5 * (1 - np.cos(np.pi * (np.arange(n) + 0.5) / n))  # clustered at the ends
         return lo + (hi - lo) * u
+
+    def _validate_once(self) -> None:
+        """:meth:`_validate`, or its recorded outcome (direction, end repairs) from the
+        derivation record when this declaration was validated before (on disk too)."""
+        from ._record import record_of
+
+        record = record_of(self)
+        stored = record.get("validation", "outcome")
+        if (isinstance(stored, dict) and stored.get("direction") in (1, -1)
+                and isinstance(stored.get("repairs"), list)):
+            try:
+                repairs = [(str(label), int(index), decode_float(raw), decode_float(exact))
+                           for label, index, raw, exact in stored["repairs"]]
+            except (CacheFormatError, TypeError, ValueError):
+                repairs = None
+            if repairs is not None and all(label in ("alpha", "sigma", "log_snr") and index in (0, 1)
+                                           for label, index, _, _ in repairs):
+                self._numeric_direction = stored["direction"]
+                self._announce(repairs)
+                return
+        self._validate()
+        record.put("validation", "outcome", {
+            "direction": self._numeric_direction,
+            "repairs": [[label, index, encode_float(raw), encode_float(exact)]
+                        for label, index, raw, exact in self._repairs]})
+
+    def _announce(self, repairs: list[tuple[str, int, float, float]], stacklevel: int = 4) -> None:
+        """Warn (:class:`EndValueWarning`) about each ``(quantity, end index, float64 value, rule value)``."""
+        for label, index, raw, exact in repairs:
+            end = float(self.domain[index])
+            warnings.warn(
+                f"{label}(t = {end!r}) of schedule {self.name!r} evaluates to {raw!r} in float64; the "
+                f"end-value rule (exact substitution, else the one-sided limit) gives {exact!r}, and compiled "
+                f"functions, time grids, models and conversions use that value at this end",
+                EndValueWarning, stacklevel=stacklevel)
+
+    def _check_ends(self) -> None:
+        """Refuse ends where alpha or sigma has no value by the end-value rule (neither the
+        substitution nor a one-sided limit gives one)."""
+        lo, hi = float(self.domain[0]), float(self.domain[1])
+        fn = self.numpy_function(self.alpha, self.sigma, self.log_snr)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = [np.broadcast_to(np.asarray(v, dtype=np.complex128), (2,)) for v in fn(np.array([lo, hi]))]
+        self._repairs = []
+        for label, values in zip(("alpha", "sigma", "log_snr"), raw):
+            exact = end_values(self, label)
+            for index in (0, 1):
+                value = complex(values[index])
+                as_float = value.real if value.imag == 0 else float("nan")
+                if label != "log_snr" and math.isnan(exact[index]):
+                    raise ScheduleError(f"{label}(t) with a value at the end t = {(lo, hi)[index]!r} of {self.name!r}",
+                                        f"no finite value or limit there (float64 gives {value!r})",
+                                        "check the expression at the end, or end the domain before it")
+        # repairs of the float64 values are announced when compiling, where the generated code
+        # (not this numpy check) shows what float64 gives at the ends
+        self._repairs = []
+
+    def _check_alpha_at_most_one(self, grid: np.ndarray, alpha: np.ndarray) -> None:
+        above = alpha > 1 + 1e-12  # beyond rounding of a value that should be 1
+        if above.any():
+            where = int(np.argmax(above))
+            warnings.warn(f"alpha({float(grid[where])!r}) = {float(alpha[where])!r} > 1 in schedule {self.name!r}: "
+                          "alpha scales the data, and alpha > 1 amplifies it (a typo in the declaration?)",
+                          SuspiciousScheduleWarning, stacklevel=4)
 
     def _validate(self) -> None:
         try:
@@ -457,6 +541,8 @@ class Schedule:
                                         f"{label}({where:.6g}) = {complex(array[imaginary][0]):.6g}",
                                         "restrict the domain or fix the expression (a sqrt or log of a negative)")
                 array = array.real
+            if label == "alpha":
+                self._check_alpha_at_most_one(grid, array)
             if (array <= 0).any():
                 where = grid[array <= 0][0]
                 raise ScheduleError(f"{label}(t) > 0 inside the domain",
@@ -467,17 +553,29 @@ class Schedule:
             self._check_singularities(lo, hi)
         self._check_monotone(grid)
         self._check_data_end()
+        if not has_numeric:
+            self._check_ends()
+        else:
+            self._repairs = []
 
     def _check_singularities(self, lo: float, hi: float) -> None:
-        """Poles strictly inside the domain (a grid can step over them)."""
+        """Poles strictly inside the domain (a grid can step over them).
+
+        Bounded work: the real roots of denominators that are polynomials in ``t`` of
+        degree at most 8 (exact real-root isolation); other denominators are covered by
+        the grid check of :meth:`_validate` only.
+        """
         for label, expr in (("alpha", self.alpha), ("sigma", self.sigma)):
-            found, points = run_with_budget(
-                lambda e=expr: sp.calculus.singularities(e, t, sp.Interval.open(lo, hi)), 0.3)
-            if found and isinstance(points, sp.FiniteSet) and len(points):
-                where = float(min(points))
-                raise ScheduleError(f"{label}(t) finite inside the domain",
-                                    f"a singularity of {label} at t = {where:.6g}",
-                                    "check the expression and the domain")
+            for node in sp.preorder_traversal(sp.nsimplify(expr, rational=True)):
+                if not (node.is_Pow and node.exp.is_negative and node.base.has(t)):
+                    continue
+                if not node.base.is_polynomial(t) or sp.degree(node.base, t) > 8:
+                    continue
+                poles = [float(r) for r in sp.Poly(node.base, t).real_roots() if lo < float(r) < hi]
+                if poles:
+                    raise ScheduleError(f"{label}(t) finite inside the domain",
+                                        f"a singularity of {label} at t = {min(poles)!r}",
+                                        "check the expression and the domain")
 
     def _check_monotone(self, grid: np.ndarray) -> None:
         """lambda' must keep one strict sign on the grid; report where it vanishes or flips."""
@@ -506,177 +604,82 @@ class Schedule:
         self._numeric_direction = int(majority)
 
     def _check_data_end(self) -> None:
+        """Refuse a domain that stops short of a zero of ``sigma`` beyond the data end (unless truncated).
+
+        Bounded work: the zeros come from :func:`schedalg.symbolic._derive.real_zeros`
+        (peeling and polynomial roots, no general ``solve``).
+        """
         if self.truncated or self.alpha.atoms(NumericFunction) or self.sigma.atoms(NumericFunction):
             return
         t_data = float(self.t_data)
-        if value_at_end(self.sigma, self.t_data, "+" if self.direction < 0 else "-") == 0.0:
+        if end_values(self, "sigma")[1 if self.direction > 0 else 0] == 0.0:
             return
-        found, roots = run_with_budget(lambda: sp.solve(self.sigma, t), 0.3)
-        if not found:
-            return
-        for root in roots or []:
-            if root.is_real:
-                r = float(root)
-                beyond = r > t_data if self.direction > 0 else r < t_data
-                if beyond:
-                    raise DomainError(
-                        f"a domain that reaches the data end of {self.name!r} (where sigma = 0)",
-                        f"a domain ending at t = {t_data:.6g} while sigma reaches 0 at t = {r:.6g}",
-                        f"extend the domain to t = {r:.6g}, or declare a model's span with truncated=True "
-                        "(or schedule.truncate(...))",
-                    )
+        for r in real_zeros(self.sigma):
+            beyond = r > t_data if self.direction > 0 else r < t_data
+            if beyond:
+                raise DomainError(
+                    f"a domain that reaches the data end of {self.name!r} (where sigma = 0)",
+                    f"a domain ending at t = {t_data!r} while sigma reaches 0 at t = {r!r}",
+                    f"extend the domain to t = {r!r}, or declare a model's span with truncated=True "
+                    "(or schedule.truncate(...))",
+                )
 
 
 # ---------------------------------------------------------------------- helpers
 
 
+def _strict(value: Any, label: str) -> sp.Expr:
+    """A number or SymPy object as a SymPy expression; strings are refused (no parsing)."""
+    if isinstance(value, (str, bytes)):
+        raise ScheduleError(f"{label} as a number or SymPy expression", f"the string {value!r}",
+                            "pass a number (strings are not parsed: parsing a string can run code)")
+    try:
+        return sp.sympify(value, strict=True)
+    except sp.SympifyError:
+        pass
+    try:  # a number of another library (a 0-d tensor, a Decimal): its float value, no parsing
+        return sp.Float(float(value))
+    except (TypeError, ValueError) as exc:
+        raise ScheduleError(f"{label} as a number or SymPy expression", f"{type(value).__name__} {value!r}",
+                            "pass a number or an expression built from sa.t") from exc
+
+
 def _find_symbol(name: str, *exprs: sp.Expr) -> sp.Symbol:
     for expr in exprs:
-        for symbol in sp.sympify(expr).free_symbols:
+        for symbol in sp.sympify(expr, strict=True).free_symbols:
             if symbol.name == name:
                 return symbol
     return sp.Symbol(name, real=True)
 
 
-def value_at_end(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
-    """``expr`` at ``t = point`` as a float, by substitution, else by the limit from ``side``."""
-    if expr.atoms(NumericFunction):
-        (value,) = sp.lambdify(t, [expr], modules=[numpy_namespace(expr), "numpy"])(np.array([float(point)]))
-        return float(np.asarray(value).reshape(-1)[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = expr.subs(t, point)
-    if value.is_finite and value.is_real:
-        return float(value)
-    ok, limit = run_with_budget(lambda: sp.limit(expr, t, point, side), 1.0)
-    if ok and limit is not None and (limit.is_real or limit in (sp.oo, -sp.oo)):
-        return float(limit)
-    return float("nan")
-
-
-def _inverse_error(schedule: Schedule, candidate: sp.Expr) -> float:
-    """Largest error of ``candidate(lambda(t_i))`` against ``t_i``, relative to the distance of
-    ``t_i`` to the nearest end of the domain; ``inf`` if the candidate is not a valid inverse.
-
-    This both picks the right branch (a wrong branch has error O(1)) and ranks valid
-    closed forms by their float64 conditioning near the ends.
-    """
-    if candidate.free_symbols - {lam}:
-        return float("inf")
-    grid = schedule._grid(33)[2:-2]
-    lo, hi = float(schedule.domain[0]), float(schedule.domain[1])
-    forward = schedule.numpy_function(schedule.log_snr)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        (lam_values,) = forward(grid)
-        inverse = sp.lambdify(lam, candidate, modules="numpy")
-        try:  # a complex branch is not an inverse
-            back = np.asarray(inverse(np.asarray(lam_values, dtype=np.float64)), dtype=np.float64)
-            # also finite where lambda = 0 and elsewhere in range (0/0 forms fail here)
-            probes = np.linspace(np.min(lam_values), np.max(lam_values), 17)
-            probe_values = np.asarray(inverse(np.append(probes, 0.0)), dtype=np.float64)
-        except (TypeError, ValueError):
-            return float("inf")
-    back = np.broadcast_to(back, grid.shape)
-    if not np.all(np.isfinite(back)) or not np.all(np.isfinite(probe_values)):
-        return float("inf")
-    distance = np.maximum(np.minimum(grid - lo, hi - grid), 1e-300)
-    return float(np.max(np.abs(back - grid) / distance))
-
-
-#: A closed form is accepted when its relative error (see _inverse_error) is below this.
-_INVERSE_TOLERANCE = 1e-8
-
-
-def _candidates_by_peeling(ratio: sp.Expr, value: sp.Expr, budget_end: float) -> list[sp.Expr]:
-    """Solutions of ``ratio(t) = value`` found by peeling invertible outer functions.
-
-    ``ratio`` is first put in a simple form (floats made exact rationals, powers and
-    exponentials combined); SymPy's ``invert_real`` then strips the outer functions
-    (``exp``, powers, additive and multiplicative constants) and ``solve`` finishes the
-    small inner equation (e.g. a quadratic in ``t`` for VP-linear).
-    """
-    from sympy.solvers.solveset import invert_real
-
-    helper = sp.Symbol("R", positive=True)
-    simple = sp.powsimp(sp.expand(sp.powsimp(sp.nsimplify(ratio, rational=True))))
-    inner, values = invert_real(simple, helper, t)
-    if not isinstance(values, sp.FiniteSet):
-        return []
-    out = []
-    for v in values:
-        if inner == t:
-            out.append(v)
-            continue
-        ok, sols = run_with_budget(lambda v=v: _solve_inner(inner - v), budget_end - time.perf_counter())
-        if ok and sols:
-            out.extend(sols)
-    return [_tidy_in_lambda(sp.sympify(c).subs(helper, value)) for c in out]
-
-
-def _solve_inner(equation: sp.Expr) -> list[sp.Expr]:
-    """Roots in ``t`` of ``equation = 0``: polynomial roots directly, else ``solve``."""
-    if equation.is_polynomial(t) and sp.degree(equation, t) <= 4:
-        return list(sp.roots(sp.Poly(equation, t)).keys())
-    return list(sp.solve(equation, t, check=False, simplify=False))
-
-
-def _tidy_in_lambda(candidate: sp.Expr) -> sp.Expr:
-    """Cancel a candidate as a rational function of ``u = exp(lambda/2)``.
-
-    Closed forms from the solvers often read ``(e^lambda - e^(lambda/2))/(e^lambda - 1)``,
-    a 0/0 at ``lambda = 0``; cancelling in ``u`` gives ``u/(u + 1)`` instead.
-    """
-    u = sp.Symbol("u", positive=True)
-    in_u = sp.powsimp(sp.expand_power_exp(candidate.subs(lam, 2 * sp.log(u))), force=True)
-    if in_u.has(lam):
-        return candidate
-    tidy = in_u.replace(lambda e: not e.is_Atom and e.has(u) and e.is_rational_function(u),
-                        lambda e: sp.factor(sp.cancel(e)))
-    return tidy.subs(u, sp.exp(lam / 2))
-
-
-def _inverse_attempts(schedule: Schedule, budget_end: float):
-    """Candidate closed forms of ``t(lambda)``, easiest equations first.
-
-    ``sigma^2/alpha^2 = exp(-lambda)`` and ``alpha^2/sigma^2 = exp(lambda)`` avoid the
-    logarithm of ``lambda(t) = lambda``, which SymPy solves far less often.
-    """
-    yield "peel sigma^2/alpha^2 = exp(-lambda)", lambda: _candidates_by_peeling(
-        schedule.sigma**2 / schedule.alpha**2, sp.exp(-lam), budget_end)
-    yield "peel alpha^2/sigma^2 = exp(lambda)", lambda: _candidates_by_peeling(
-        schedule.alpha**2 / schedule.sigma**2, sp.exp(lam), budget_end)
-    # variance preserving (alpha^2 + sigma^2 = 1): alpha^2 = sigmoid(lambda) involves alpha only
-    # (a numeric test only chooses the attempt; the verification decides)
-    grid = schedule._grid(33)
-    with np.errstate(all="ignore"):
-        alpha_v, sigma_v = (np.asarray(v, dtype=float) for v in schedule.numpy_function(
-            schedule.alpha, schedule.sigma)(grid))
-    if np.allclose(alpha_v**2 + sigma_v**2, 1.0, rtol=0, atol=1e-12):
-        yield "peel alpha = 1/sqrt(1 + exp(-lambda)) (variance preserving)", lambda: _candidates_by_peeling(
-            schedule.alpha, 1 / sp.sqrt(1 + sp.exp(-lam)), budget_end)
-    r = sp.Symbol("r", positive=True)
-    for label, ratio, value in (("alpha/sigma = exp(lambda/2)", schedule.alpha / schedule.sigma, sp.exp(lam / 2)),
-                                ("sigma/alpha = exp(-lambda/2)", schedule.sigma / schedule.alpha, sp.exp(-lam / 2))):
-        equation = sp.Eq(sp.nsimplify(ratio, rational=True), r)
-        yield label, lambda eq=equation, v=value: [c.subs(r, v) for c in sp.solve(eq, t)]
-
-
 def _derive_inverse(schedule: Schedule) -> LogSnrInverse:
-    """Try each equation within the budget; keep the verified candidate with least error."""
+    """The inverse by :func:`schedalg.symbolic._derive.derive_inverse` (bounded work, verified)."""
     start = time.perf_counter()
-    if schedule.alpha.atoms(NumericFunction) or schedule.sigma.atoms(NumericFunction):
-        return LogSnrInverse("numeric", None, time.perf_counter() - start, "tabulated")
-    budget_end = start + INVERSE_BUDGET_S
-    best: tuple[float, sp.Expr, str] | None = None
-    for method, attempt in _inverse_attempts(schedule, budget_end):
-        ok, candidates = run_with_budget(attempt, budget_end - time.perf_counter())
-        for candidate in (candidates or []) if ok else []:
-            error = _inverse_error(schedule, candidate)
-            if error < _INVERSE_TOLERANCE and (best is None or error < best[0]):
-                best = (error, candidate, method)
-        if best is not None and best[0] < 1e-13:
-            break  # as accurate as float64 allows; no need to try further forms
-    if best is None:
-        return LogSnrInverse("numeric", None, time.perf_counter() - start, "no verified closed form")
-    return LogSnrInverse("symbolic", best[1], time.perf_counter() - start, best[2])
+    kind, expr, method = derive_inverse(schedule)
+    return LogSnrInverse(kind, expr, time.perf_counter() - start, method)
+
+
+def _stored_inverse(schedule: Schedule) -> LogSnrInverse:
+    """The inverse from the schedule's record (disk cache), else derived and recorded."""
+    from . import _cache
+    from ._record import record_of
+
+    record = record_of(schedule)
+    stored = record.get("inverse", "t_of_lambda")
+    if isinstance(stored, dict) and stored.get("kind") in ("symbolic", "numeric"):
+        try:
+            expr = _cache.decode(stored["expr"]) if stored["kind"] == "symbolic" else None
+            if expr is None or not expr.free_symbols - {lam}:
+                return LogSnrInverse(stored["kind"], expr, _cache.decode_float(stored["seconds"]),
+                                     str(stored["method"])[:200])
+        except (_cache.CacheFormatError, KeyError, TypeError):
+            pass
+    inverse = _derive_inverse(schedule)
+    if record.key is not None:
+        try:
+            tree = _cache.encode(inverse.expr) if inverse.expr is not None else None
+        except _cache.CacheFormatError:
+            return inverse
+        record.put("inverse", "t_of_lambda", {"kind": inverse.kind, "expr": tree, "method": inverse.method,
+                                              "seconds": _cache.encode_float(inverse.seconds)})
+    return inverse

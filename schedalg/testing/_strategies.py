@@ -29,14 +29,11 @@ from ..symbolic import PREDICTION_KINDS, Diffusion, Schedule, t
 __all__ = ["schedules", "library_schedules", "user_schedules", "times", "prediction_kinds", "schedule_pairs",
            "diffusions", "SIGMOID_SLOPES", "LOAD_DEPENDENT"]
 
-#: Library schedules left out by default: on the current main their closed-form inverse
-#: depends on machine load (a form that is NaN for lambda >= 30 comes out on a busy
-#: machine; tests/test_testing_kit.py marks them). Pass ``exclude=()`` to draw them.
-LOAD_DEPENDENT = ("cosine", "trigonometric")
+#: Library schedules left out by default (none: derivations no longer depend on machine load).
+LOAD_DEPENDENT: tuple[str, ...] = ()
 
-#: Slopes ``k`` of the sigmoid schedules drawn by default. (Steeper ones, e.g. 12, get a
-#: complex closed-form inverse on the current main: tests/test_kit_user_schedules.py.)
-SIGMOID_SLOPES = (2, 4, 8)
+#: Slopes ``k`` of the sigmoid schedules drawn by default (12 once got a complex closed-form inverse).
+SIGMOID_SLOPES = (2, 4, 8, 12)
 
 
 def _st():

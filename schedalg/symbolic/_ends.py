@@ -1,0 +1,138 @@
+"""One rule for values at the ends of a schedule's domain.
+
+Floating point misses exact end values: ``cos(pi/2)`` is ``6e-17``, not 0, so a log-SNR
+of ``-75`` instead of ``-inf``; ``sqrt(1 - alpha^2)`` with ``alpha(0)`` rounded above 1 is
+NaN instead of 0. The value of any quantity ``q(t)`` at an end is decided here, once per
+schedule and quantity (cached with the schedule's record, on disk too), and compile,
+time grids, models and conversions all read it through :func:`end_values`:
+
+1. a numeric (tabulated) function: its float64 value at the end;
+2. otherwise the exact substitution ``q(end)`` when SymPy finds it finite and real;
+3. otherwise the one-sided limit from inside the domain: SymPy's ``limit`` when ``q``
+   has at most :data:`LIMIT_OPS` operations (a work bound, not a time budget), else (or
+   when SymPy answers nothing real) the numeric limit of ``q(end +- h_k)`` evaluated at
+   60 digits for ``h_k = 10^-4 ... 10^-40`` (:func:`one_sided_limit`).
+
+The result is a float: finite, ``+-inf``, or NaN when no rule gives a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from ._cache import decode_float, encode_float, CacheFormatError
+from ._numeric import NumericFunction, numpy_namespace
+from ._record import record_of
+from ._symbols import t
+
+__all__ = ["end_values", "value_at_end", "one_sided_limit", "LIMIT_OPS"]
+
+#: SymPy's ``limit`` runs only on expressions with at most this many operations.
+LIMIT_OPS = 120
+#: Digits of the numeric limit's evaluations.
+_DPS = 60
+
+
+def value_at_end(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
+    """``expr`` at ``t = point`` by the rule of this module (``side`` ``"+"``: from above)."""
+    if expr.atoms(NumericFunction):
+        (value,) = sp.lambdify(t, [expr], modules=[numpy_namespace(expr), "numpy"])(np.array([float(point)]))
+        return float(np.asarray(value).reshape(-1)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = expr.subs(t, point)
+    if value.is_finite and value.is_real:
+        return float(value)
+    if sp.count_ops(expr) <= LIMIT_OPS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                limit = sp.limit(expr, t, point, side)
+            except (NotImplementedError, ValueError, TypeError, ZeroDivisionError, RecursionError):
+                limit = None
+        if limit is not None and (limit.is_real or limit in (sp.oo, -sp.oo)):
+            return float(limit)
+    return _numeric_limit(expr, point, side)
+
+
+def _numeric_limit(expr: sp.Expr, point: sp.Expr, side: str) -> float:
+    fn = sp.lambdify(t, expr, modules="mpmath")
+    sign = 1 if side == "+" else -1
+    values = []
+    with mpmath.workdps(_DPS):
+        end = mpmath.mpf(sp.N(point, _DPS + 10))
+        for k in range(4, 41, 4):
+            try:
+                value = fn(end + sign * mpmath.mpf(10) ** (-k))
+            except (ValueError, ZeroDivisionError, OverflowError):
+                value = mpmath.nan
+            if isinstance(value, mpmath.mpc):
+                value = value.real if abs(value.imag) <= 1e-40 * (1 + abs(value.real)) else mpmath.nan
+            values.append(float(value) if mpmath.isfinite(value) else float(value) if mpmath.isinf(value)
+                          else float("nan"))
+    return one_sided_limit(values)
+
+
+def end_values(schedule: Any, expr: sp.Expr | str) -> tuple[float, float]:
+    """``(q(t_min), q(t_max))`` of a quantity of a bound ``schedule`` by the rule above, computed
+    once per schedule and quantity (and remembered on disk).
+
+    ``expr`` is an expression in ``t``, or the name of a schedule attribute (``"log_snr"``):
+    by name, a remembered value is found without building the expression.
+    """
+    memo = schedule.__dict__.setdefault("_end_memo", {})
+    if isinstance(expr, str):
+        name = "quantity " + expr
+    else:
+        name = hashlib.sha256(sp.srepr(expr).encode()).hexdigest()[:32]
+    if name in memo:
+        return memo[name]
+    record = record_of(schedule)
+    stored = record.get("ends", name)
+    result = None
+    if isinstance(stored, list) and len(stored) == 2:
+        try:
+            result = (decode_float(stored[0]), decode_float(stored[1]))
+        except CacheFormatError:
+            result = None
+    if result is None:
+        quantity = getattr(schedule, expr) if isinstance(expr, str) else expr
+        lo, hi = schedule.domain
+        result = (value_at_end(quantity, lo, "+"), value_at_end(quantity, hi, "-"))
+        record.put("ends", name, [encode_float(result[0]), encode_float(result[1])])
+    memo[name] = result
+    return result
+
+
+def one_sided_limit(values: Any) -> float:
+    """The limit of a sequence ``f(end + h_k)`` for ``h_k`` shrinking geometrically.
+
+    A sequence diverging (magnitudes growing at least 3x per step over the last three)
+    gives ``+-inf``; otherwise the value where successive differences stop shrinking,
+    before rounding takes over (a ``nan`` ends the sequence). The accuracy is that of the
+    last trusted step: about ``h`` for smooth ends, ``sqrt(h)`` for square-root ones.
+    """
+    v: list[float] = []
+    for x in (float(x) for x in np.asarray(values, dtype=np.float64).reshape(-1)):
+        if x != x:
+            break
+        if abs(x) == float("inf"):
+            return x
+        v.append(x)
+    if len(v) < 2:
+        return v[0] if v else float("nan")
+    mags = [abs(x) for x in v]
+    if len(v) >= 4 and all(mags[k + 1] >= 3 * mags[k] > 0 for k in range(len(v) - 4, len(v) - 1)):
+        return float("inf") if v[-1] > 0 else float("-inf")
+    best, previous = v[0], float("inf")
+    for a, b in zip(v, v[1:]):
+        if abs(b - a) > previous:
+            break
+        previous, best = abs(b - a), b
+    return best
