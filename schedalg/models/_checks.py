@@ -8,10 +8,12 @@ Finiteness needs the values: reading a device flag back on the host (``bool(t)``
 * ``"deferred"`` (the default): no sync and at most one reduction kernel per call. A
   small CPU output (at most :attr:`FiniteGuard.KEEP_NUMEL` entries, while the outputs kept
   hold at most :attr:`FiniteGuard.KEEP_BUDGET` entries in all) is kept by reference, at
-  no cost per call; any other output is reduced to ``sum(output)`` in float64 on its
-  device (one kernel). NaN and inf propagate through a sum (``inf - inf`` is NaN), so a
-  sum is non-finite exactly when its output had a non-finite value (a float64 sum of
-  finite network outputs cannot overflow in practice). :meth:`FiniteGuard.raise_if_bad`
+  no cost per call; any other output is reduced to ``sum(output)`` on its device (one
+  kernel, one read of the output, in the output's dtype, float32 for float16/bfloat16
+  outputs; no float64 copy). NaN and inf propagate through a sum (``inf - inf`` is NaN), so
+  a sum is non-finite when its output had a non-finite value; it is also non-finite when
+  finite outputs overflow the sum's dtype (entries of order ``1e38 / numel`` in float32),
+  which is reported the same way. :meth:`FiniteGuard.raise_if_bad`
   checks what was kept with a few batched operations and one host read per group, after
   the loop, and raises naming the first bad step and its time. A denoiser called many
   times without :meth:`~FiniteGuard.raise_if_bad` keeps bounded memory: past
@@ -86,6 +88,10 @@ def check_output(out: torch.Tensor, shape: Sequence[int], dtype: torch.dtype, st
                                  "strict_dtype=False to accept the cast", step=step, time=time)
 
 
+#: reduced-precision outputs are summed in float32 (one pass, converted in the kernel; no float64 copy)
+_SUM_DTYPES = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
+
+
 class FiniteGuard:
     """Watches network outputs for NaN/inf without host syncs (see the module docstring).
 
@@ -125,7 +131,7 @@ class FiniteGuard:
             self._kept += size
             records.append((step, out, True))
         else:
-            records.append((step, out.sum(dtype=torch.float64), False))
+            records.append((step, out.sum(dtype=_SUM_DTYPES.get(out.dtype)), False))
         if len(records) >= self.FOLD_AT:
             self._fold()
 

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from .._grid import TimeGrid
-from .._solver import AffineStep, Denoise, Plan, Solver, SolverError, combine, register_solver
+from .._program import ProgramBuilder
+from .._solver import Solver, SolverError, register_solver
+from ._ddim import write_one_evaluation_steps
 
 __all__ = ["Ancestral"]
 
 
-@register_solver
+@register_solver("ancestral")
 class Ancestral(Solver):
     """Ancestral / DDPM step with stochasticity ``eta`` in [0, 1] (one evaluation per step)."""
 
-    name = "ancestral"
     order = 1
     stochastic = True
 
@@ -37,10 +36,8 @@ class Ancestral(Solver):
             raise SolverError("eta in [0, 1]", repr(eta), "eta = 1 is DDPM, eta = 0 is DDIM")
         self.eta = float(eta)
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return grid.n_steps
-
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
+    def weights(self, grid: TimeGrid) -> dict[str, list[float]]:
+        """Per-step weights ``x0``, ``eps``, ``noise`` of the step (float64 math, Python floats)."""
         lam, alpha, sigma = grid.log_snr.tolist(), grid.alpha.tolist(), grid.sigma.tolist()
         out: dict[str, list[float]] = {"x0": [], "eps": [], "noise": []}
         for i in range(grid.n_steps):
@@ -57,10 +54,6 @@ class Ancestral(Solver):
             out["noise"].append(noise_w)
         return out
 
-    def affine(self, plan: Plan, i: int) -> AffineStep:
-        return AffineStep(0.0, plan["x0"][i], plan["eps"][i], plan["noise"][i])
-
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        x0, eps = denoise(x, i)
-        return combine((plan["x0"][i], x0), (plan["eps"][i], eps), (plan["noise"][i], noise)), x0, memory
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        w = self.weights(grid)
+        write_one_evaluation_steps(b, w["x0"], w["eps"], noise=w["noise"])

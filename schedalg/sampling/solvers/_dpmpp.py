@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from .._grid import TimeGrid
 from .._phi import h_phi
-from .._solver import Denoise, Plan, Solver, SolverError, combine, register_solver
+from .._program import ProgramBuilder
+from .._solver import Solver, SolverError, register_solver
 
-__all__ = ["DPMSolverPP2M", "DPMSolverPP3M", "multistep_weights"]
+__all__ = ["DPMSolverPP2M", "DPMSolverPP3M", "multistep_weights", "write_multistep"]
 
 
 def multistep_weights(grid: TimeGrid, order: int, published: bool = False) -> dict[str, list[float]]:
@@ -80,41 +79,47 @@ def multistep_weights(grid: TimeGrid, order: int, published: bool = False) -> di
     return out
 
 
+def write_multistep(b: ProgramBuilder, weights: dict[str, list[float]], depth: int, *,
+                    mean_eps: list[float] | None = None) -> None:
+    """Steps ``x_{i+1} = x[i] x_i + m0[i] m_i + m1[i] m_{i-1} + m2[i] m_{i-2}`` (one evaluation each).
+
+    ``m_i`` is ``x0_hat`` at ``x_i``, or the mean estimate ``x0_hat + mean_eps[i] eps_hat`` when given;
+    the last ``depth - 1`` of them are the solver's memory.
+    """
+    b.record(**weights)
+    state, history = b.state, []
+    for i in range(b.n_steps):
+        x0, eps = b.evaluate(state, i)
+        m = x0 if mean_eps is None else b.combine((1.0, x0), (mean_eps[i], eps))
+        history = [m] + history[: depth - 1]
+        terms = [(weights["x"][i], state)] + [(weights[f"m{j}"][i], r) for j, r in enumerate(history)]
+        state = b.combine(*terms)
+        b.end_step(state, x0)
+
+
 class _Multistep(Solver):
-    """Shared loop of the DPM-Solver++ multistep solvers (weights differ by order)."""
+    """DPM-Solver++ multistep solvers (weights differ by order)."""
 
     published = False
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return grid.n_steps
-
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
-        return multistep_weights(grid, self.order, self.published)
-
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        x0, _ = denoise(x, i)
-        history = (x0,) + memory
-        terms = [(plan["x"][i], x)] + [(plan[k][i], m) for k, m in zip(("m0", "m1", "m2"), history)]
-        return combine(*terms), x0, history[: self.order - 1]
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        write_multistep(b, multistep_weights(grid, self.order, self.published), self.order)
 
 
-@register_solver
+@register_solver("dpmpp_2m")
 class DPMSolverPP2M(_Multistep):
     """DPM-Solver++(2M), second order, one evaluation per step (Lu et al. 2022)."""
 
-    name = "dpmpp_2m"
     order = 2
 
 
-@register_solver
+@register_solver("dpmpp_3m")
 class DPMSolverPP3M(_Multistep):
     """DPM-Solver++(3M), third order, one evaluation per step (Lu et al. 2022).
 
     ``published=True`` uses the reference implementations' ``D2`` weight (second order).
     """
 
-    name = "dpmpp_3m"
     order = 3
 
     def __init__(self, published: bool = False):

@@ -41,8 +41,10 @@ import torch
 
 from .._grid import TimeGrid
 from .._phi import h_phi
-from .._solver import Denoise, Plan, Solver, SolverError, combine, register_solver
-from ._ddim import DDIM
+from .._program import ProgramBuilder
+from .._solver import Solver, SolverError, register_solver
+from ._ddim import write_one_evaluation_steps
+from ._dpmpp import write_multistep
 
 __all__ = ["VarianceDDIM", "VarianceDPMSolverPP2M", "variance_scale"]
 
@@ -85,31 +87,27 @@ class _VarianceOption:
         self.variance = _check_variance(variance)
 
 
-@register_solver
-class VarianceDDIM(_VarianceOption, DDIM):
+@register_solver("vddim")
+class VarianceDDIM(_VarianceOption, Solver):
     """First-order exponential integrator exact for Gaussian data of variance ``variance`` (v = 0: DDIM).
 
     The step is DDIM's affine form ``x0 x0_hat + eps eps_hat`` with the ``eps`` weight above.
     """
 
-    name = "vddim"
     order = 1
 
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
-        return {"x0": grid.alpha[1:].tolist(), "eps": _eps_weights(grid, self.variance)}
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        write_one_evaluation_steps(b, grid.values("alpha")[1:], _eps_weights(grid, self.variance))
 
 
-@register_solver
+@register_solver("vdpmpp_2m")
 class VarianceDPMSolverPP2M(_VarianceOption, Solver):
     """Two-step exponential integrator on the mean estimate ``r``, linear in ``l = log(alpha/c)``, exact for such ``r``."""
 
-    name = "vdpmpp_2m"
     order = 2
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return grid.n_steps
-
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
+    def weights(self, grid: TimeGrid) -> dict[str, list[float]]:
+        """Per-step weights ``x``, ``m0``, ``m1`` of the update and ``r_eps`` of the mean estimate."""
         alpha, sigma = grid.alpha.tolist(), grid.sigma.tolist()
         scale = variance_scale(grid, self.variance)
         c, ell = scale.tolist(), (torch.log(grid.alpha) - torch.log(scale)).tolist()  # l = log(alpha/c)
@@ -134,9 +132,6 @@ class VarianceDPMSolverPP2M(_VarianceOption, Solver):
                                 (math.inf if sigma[i] == 0.0 else -alpha[i] * self.variance / sigma[i]))
         return out
 
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        x0, eps = denoise(x, i)
-        r = combine((1.0, x0), (plan["r_eps"][i], eps))
-        terms = [(plan["x"][i], x), (plan["m0"][i], r)] + [(plan["m1"][i], m) for m in memory]
-        return combine(*terms), x0, (r,)
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        weights = self.weights(grid)
+        write_multistep(b, weights, 2, mean_eps=weights["r_eps"])
