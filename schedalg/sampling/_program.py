@@ -221,17 +221,25 @@ class Program:
         affine = getattr(prepared, "affine_output", None)
         if self.fused or not (callable(affine) and callable(getattr(prepared, "raw", None))):
             return self
+        # predictions read as a whole (evaluated at, or a step's state) are formed; others are substituted
+        whole = {op[1] for block in self.code for op in block if op[0] != _LIN}
+        whole |= {r for ends in self.ends for r in ends[:2]}
         subst: dict[int, tuple] = {}
-        code, changed = [], False
+        code, registers = [], self.registers
         for block in self.code:
             out = []
             for op in block:
                 if op[0] == _EVAL and affine(op[2]) is not None:
                     a_x, a_p, e_x, e_p = affine(op[2])
-                    subst[op[3]] = ((a_x, op[1]), (a_p, op[3]))  # F lands in the x0 register
-                    subst[op[4]] = ((e_x, op[1]), (e_p, op[3]))
-                    out.append((_RAW, op[1], op[2], op[3], ()))
-                    changed = True
+                    raw, registers = registers, registers + 1
+                    out.append((_RAW, op[1], op[2], raw, ()))
+                    for target, (w_x, w_p) in ((op[3], (a_x, a_p)), (op[4], (e_x, e_p))):
+                        subst[target] = ((w_x, op[1]), (w_p, raw))
+                        if target in whole:
+                            formed = _substitute(((1.0, target),), subst)
+                            if formed is None:
+                                return self
+                            out.append((_LIN, target, formed, ()))
                 elif op[0] == _LIN:
                     terms = _substitute(op[2], subst)
                     if terms is None:
@@ -240,7 +248,7 @@ class Program:
                 else:
                     out.append(op)
             code.append(tuple(out))
-        if not changed:
+        if registers == self.registers:
             return self
         ends = []
         for x_i, x_next, x0_terms, _ in self.ends:
@@ -248,7 +256,7 @@ class Program:
             if terms is None:
                 return self
             ends.append((x_i, x_next, terms, ()))
-        return _with_liveness(replace(self, code=tuple(code), ends=tuple(ends), fused=True))
+        return _with_liveness(replace(self, code=tuple(code), ends=tuple(ends), registers=registers, fused=True))
 
     def on(self, like: torch.Tensor) -> "Program":
         """The program with tensor and :class:`Blocks` weights on ``like``'s device and dtype (floats unchanged)."""
