@@ -28,9 +28,9 @@ from typing import Any
 import sympy as sp
 import torch
 
-from ...compile._compile import compile_exprs
-from ...symbolic._schedule import Schedule, value_at_end
-from ...symbolic._symbols import t
+from ...compile import compile_exprs
+from ...symbolic import Schedule, t
+from ...symbolic._schedule import value_at_end  # not on the symbolic face yet
 from .._grid import TimeGrid
 from .._program import ProgramBuilder
 from .._solver import Solver, SolverError, register_solver
