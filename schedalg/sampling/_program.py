@@ -48,6 +48,20 @@ __all__ = ["Blocks", "Program", "ProgramBuilder", "Weight"]
 _EVAL, _RAW, _LIN = 0, 1, 2
 
 
+def _lin(out: int, terms: tuple) -> tuple:
+    """A combination instruction ``(LIN, out, terms, add, free)``; ``add = (a, w, b)`` when it is
+    ``regs[a] + w regs[b]`` with float weights (one ``torch.add``), else None. A term of float weight 1
+    goes first: the combination then starts with one ``torch.add`` instead of a scaling."""
+    for j, (w, _) in enumerate(terms):
+        if type(w) is float and w == 1.0:
+            terms = (terms[j],) + terms[:j] + terms[j + 1:]
+            break
+    add = None
+    if len(terms) == 2 and type(terms[0][0]) is float and terms[0][0] == 1.0 and type(terms[1][0]) is float:
+        add = (terms[0][1], terms[1][0], terms[1][1])
+    return (_LIN, out, terms, add, ())
+
+
 class Blocks:
     """A ``(k, k)`` matrix acting on axis 1 of states ``(B, k, ...)``: ``(W (x) I) z`` without building it."""
 
@@ -102,7 +116,7 @@ class Program:
     ----------
     code:
         Per step, the instructions ``(EVAL, X, k, x0, eps, free)``, ``(RAW, X, k, F, free)`` or
-        ``(LIN, out, terms, free)``; ``free`` lists the registers read for the last time there.
+        ``(LIN, out, terms, add, free)``; ``free`` lists the registers read for the last time there.
     ends:
         Per step ``(x_i, x_{i+1}, x0_terms, free)``: registers of the state before and after the
         step, ``x0_hat`` of the step's first evaluation as ``((weight, register), ...)`` and the
@@ -159,13 +173,15 @@ class Program:
         for op in self.code[i]:
             kind = op[0]
             if kind == _LIN:
-                regs[op[1]] = _combine(op[2], regs)
+                add = op[3]
+                if add is None:
+                    regs[op[1]] = _combine(op[2], regs)
+                else:
+                    regs[op[1]] = torch.add(regs[add[0]], regs[add[2]], alpha=add[1])
             elif kind == _RAW:
                 regs[op[3]] = denoiser.raw(regs[op[1]], op[2], **cond)
             else:
-                x0, eps = denoiser(regs[op[1]], op[2], **cond)
-                regs[op[3]] = x0
-                regs[op[4]] = eps
+                regs[op[3]], regs[op[4]] = denoiser(regs[op[1]], op[2], **cond)
             for r in op[-1]:
                 regs[r] = None
 
@@ -239,12 +255,12 @@ class Program:
                             formed = _substitute(((1.0, target),), subst)
                             if formed is None:
                                 return self
-                            out.append((_LIN, target, formed, ()))
+                            out.append(_lin(target, formed))
                 elif op[0] == _LIN:
                     terms = _substitute(op[2], subst)
                     if terms is None:
                         return self
-                    out.append((_LIN, op[1], terms, ()))
+                    out.append(_lin(op[1], terms))
                 else:
                     out.append(op)
             code.append(tuple(out))
@@ -265,23 +281,22 @@ class Program:
                 return weight
             return weight.to(device=like.device, dtype=like.dtype)
 
-        code = tuple(tuple((op[0], op[1], tuple((cast(w), r) for w, r in op[2]), op[3]) if op[0] == _LIN else op
-                           for op in block) for block in self.code)
+        code = tuple(tuple(_lin(op[1], tuple((cast(w), r) for w, r in op[2]))[:-1] + op[-1:] if op[0] == _LIN
+                           else op for op in block) for block in self.code)
         ends = tuple((a, b, tuple((cast(w), r) for w, r in terms), free) for a, b, terms, free in self.ends)
         return replace(self, code=code, ends=ends)
 
 
 def _substitute(terms: tuple, subst: Mapping[int, tuple]) -> tuple | None:
     """Terms with substituted registers expanded, weights merged per register (None: not finite)."""
-    merged: dict[int, float] = {}
+    parts: dict[int, list[float]] = {}
     for w, r in terms:
         for coefficient, target in subst.get(r, ((1.0, r),)):
-            if coefficient == 0.0:
-                continue
-            value = w * coefficient
-            merged[target] = merged[target] + value if target in merged else value
-    if not all(math.isfinite(w) for w in merged.values()):
+            if coefficient != 0.0:
+                parts.setdefault(target, []).append(w * coefficient)
+    if not all(math.isfinite(v) for values in parts.values() for v in values):
         return None
+    merged = {r: math.fsum(values) for r, values in parts.items()}  # correctly rounded: 1 + h - h is 1
     kept = tuple((w, r) for r, w in merged.items() if w != 0.0)
     return kept or ((0.0, terms[0][1]),)
 
@@ -426,7 +441,7 @@ class ProgramBuilder:
         if len(kept) == 1 and type(kept[0][0]) is float and kept[0][0] == 1.0:
             return kept[0][1]
         out = self._register()
-        self._block.append((_LIN, out, kept, ()))
+        self._block.append(_lin(out, kept))
         return out
 
     def record(self, **weights: Any) -> None:

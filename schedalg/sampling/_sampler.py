@@ -197,23 +197,49 @@ class Sampler:
 
     def _steps(self, x: torch.Tensor, draws: torch.Tensor | None, bar: Any,
                cond: dict[str, Any]) -> Iterator[SamplerStep]:
-        program, prepared, times = self.program(), self.prepared, self._times
-        regs = program.start(x, draws)
-        self.last_nfe = 0
+        """The run as a generator of steps (what :meth:`iterate` returns): :meth:`_run`'s loop, paused."""
+        steps: list[SamplerStep] = []
+        program, regs = self._begin(x, draws)
         with torch.no_grad():
             for i in range(program.n_steps):
-                program.run_step(i, regs, prepared, cond)
-                self.last_nfe += program.evaluations[i]
-                x_i, x_next, x0_terms, _ = program.ends[i]
-                step = SamplerStep(i, times[i], times[i + 1], regs[x_i], regs[x_next],
-                                   tuple((w, regs[r]) for w, r in x0_terms))
-                program.end_step(i, regs)
-                if bar is not None:
-                    bar.update(1)
-                yield step
+                self._step(program, i, regs, cond, steps.append, bar)
+                yield steps.pop()
+        self._finish(bar)
+
+    def _run(self, x: torch.Tensor, draws: torch.Tensor | None, cond: dict[str, Any],
+             observe: Callable[[SamplerStep], None] | None, bar: Any) -> torch.Tensor:
+        """The loop of a call: the program's steps, each observed (``observe(step)``) when asked."""
+        program, regs = self._begin(x, draws)
+        with torch.no_grad():
+            for i in range(program.n_steps):
+                self._step(program, i, regs, cond, observe, bar)
+        self._finish(bar)
+        return regs[program.ends[-1][1]]
+
+    def _begin(self, x: torch.Tensor, draws: torch.Tensor | None) -> tuple[Program, list]:
+        self.last_nfe = 0
+        program = self.program()
+        return program, program.start(x, draws)
+
+    def _step(self, program: Program, i: int, regs: list, cond: dict[str, Any],
+              observe: Callable[[SamplerStep], None] | None, bar: Any) -> None:
+        """Step ``i`` of ``program``, observed when asked; then what only the observation needed is dropped."""
+        program.run_step(i, regs, self.prepared, cond)
+        self.last_nfe += program.evaluations[i]
+        x_i, x_next, x0_terms, free = program.ends[i]
+        if observe is not None:
+            x0 = regs[x0_terms[0][1]] if len(x0_terms) == 1 and x0_terms[0][0] == 1.0 else \
+                [(w, regs[r]) for w, r in x0_terms]
+            observe(SamplerStep(i, self._times[i], self._times[i + 1], regs[x_i], regs[x_next], x0))
+        for r in free:
+            regs[r] = None
+        if bar is not None:
+            bar.update(1)
+
+    def _finish(self, bar: Any) -> None:
         if bar is not None:
             bar.close()
-        finish = getattr(prepared, "finish", None)
+        finish = getattr(self.prepared, "finish", None)
         if callable(finish):  # deferred checks of the network's outputs: one host sync, after the loop
             finish()
 
@@ -221,13 +247,12 @@ class Sampler:
                  draws: torch.Tensor | None = None, scale_noise: bool = True, progress: bool = False,
                  callback: Callable[[SamplerStep], None] | None = None, **cond: Any) -> torch.Tensor:
         """The sample at the end of the grid; ``callback(step)`` is called after every step."""
-        out = noise  # replaced at every step (a grid has at least one)
-        for step in self.iterate(noise, seed=seed, generator=generator, draws=draws, scale_noise=scale_noise,
-                                 progress=progress, **cond):
-            if callback is not None:
-                callback(step)
-            out = step.x_next
-        return out
+        x = self.initial_state(noise, scale_noise)
+        if draws is None:
+            draws = self.draws(x, seed=seed, generator=generator)
+        self._check_draws(draws, x)
+        bar = _progress(self.grid.n_steps, self.solver.name) if progress else None
+        return self._run(x, draws, cond, callback, bar)
 
     def module(self) -> "SamplerModule":
         """This sampler's run as a ``torch.nn.Module`` (for ``torch.compile`` and export)."""
