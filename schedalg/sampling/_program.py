@@ -237,12 +237,17 @@ class Program:
         affine = getattr(prepared, "affine_output", None)
         if self.fused or not (callable(affine) and callable(getattr(prepared, "raw", None))):
             return self
-        # predictions read as a whole (evaluated at, or a step's state) are formed; others are substituted
+        # predictions read as a whole (evaluated at, or a step's state) or in a later step (the solver's
+        # memory) are formed after the raw call; other reads are substituted
         whole = {op[1] for block in self.code for op in block if op[0] != _LIN}
         whole |= {r for ends in self.ends for r in ends[:2]}
+        step_of = {r: i for i, block in enumerate(self.code) for op in block for r in _writes(op)}
+        whole |= {r for i, block in enumerate(self.code) for op in block for r in _reads(op) if step_of.get(r, i) < i}
         subst: dict[int, tuple] = {}
         code, registers = [], self.registers
         for block in self.code:
+            for target in [r for r in subst if r in whole]:  # formed in an earlier step: read as it is
+                del subst[target]
             out = []
             for op in block:
                 if op[0] == _EVAL and affine(op[2]) is not None:
@@ -266,7 +271,7 @@ class Program:
             code.append(tuple(out))
         if registers == self.registers:
             return self
-        ends = []
+        ends = []  # each step's observed x0_hat: substituted, or the register where it was formed
         for x_i, x_next, x0_terms, _ in self.ends:
             terms = _substitute(x0_terms, subst)
             if terms is None:
