@@ -216,6 +216,26 @@ class Program:
         self.run_step(i, regs, denoiser, cond or {})
         return regs[self.ends[i][1]]
 
+    def trace(self, x: Any, denoiser: Any, draws: Sequence[Any] = ()) -> Any:
+        """The final state with plain arithmetic (``+``, ``*``) on any values, e.g. SymPy expressions.
+
+        ``denoiser(X, k)`` (or ``denoiser.raw(X, k)`` in a fused program) returns the values of the
+        predictions; :class:`Blocks` weights act as their matrices. The proofs run the solvers'
+        programs this way.
+        """
+        regs: list = [None] * self.registers
+        regs[0] = x
+        regs[self.noise_base:self.noise_base + len(draws)] = list(draws)
+        for block in self.code:
+            for op in block:
+                if op[0] == _LIN:
+                    regs[op[1]] = sum(_exact(w) * regs[r] for w, r in op[2])
+                elif op[0] == _RAW:
+                    regs[op[3]] = denoiser.raw(regs[op[1]], op[2])
+                else:
+                    regs[op[3]], regs[op[4]] = denoiser(regs[op[1]], op[2])
+        return regs[self.ends[-1][1]]
+
     def run(self, x: torch.Tensor, draws: torch.Tensor | None, denoiser: Any,
             cond: Mapping[str, Any] | None = None) -> torch.Tensor:
         """The final state from ``x`` (never modified in place)."""
@@ -290,6 +310,13 @@ class Program:
                            else op for op in block) for block in self.code)
         ends = tuple((a, b, tuple((cast(w), r) for w, r in terms), free) for a, b, terms, free in self.ends)
         return replace(self, code=code, ends=ends)
+
+
+def _exact(weight: Weight) -> Any:
+    """A weight for :meth:`Program.trace`: integral floats as ints (1.0 stays exact in SymPy), Blocks as matrices."""
+    if type(weight) is float and weight.is_integer():
+        return int(weight)
+    return weight.matrix if type(weight) is Blocks else weight
 
 
 def _substitute(terms: tuple, subst: Mapping[int, tuple]) -> tuple | None:
@@ -412,7 +439,7 @@ class ProgramBuilder:
         self._start = 0
         self._nfe = 0
         #: named per-step weights, kept in :attr:`Program.coefficients` (inspection, proofs)
-        self.coefficients: dict[str, torch.Tensor] = {}
+        self.coefficients: dict[str, Any] = {}
         #: ``(step, weight)`` of the first non-finite float weight written (reported by the caller)
         self.bad: tuple[int, float] | None = None
 
@@ -452,7 +479,10 @@ class ProgramBuilder:
     def record(self, **weights: Any) -> None:
         """Keep per-step weights under a name (float64 tensors) in the program, for inspection."""
         for name, values in weights.items():
-            self.coefficients[name] = torch.as_tensor(values, dtype=torch.float64)
+            try:
+                self.coefficients[name] = torch.as_tensor(values, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError):  # symbolic weights (proofs): kept as they are
+                self.coefficients[name] = tuple(values)
 
     def end_step(self, state: int, x0: int) -> None:
         """Close the step: ``state`` is ``x_{i+1}``, ``x0`` the prediction exposed to observers."""

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
+import torch
+
 from ._errors import SolverError
 from ._grid import TimeGrid
 from ._program import ProgramBuilder, Weight, _product
@@ -153,7 +155,8 @@ def write_tableau_step(b: ProgramBuilder, tableau: Tableau, x: int, h: Weight, s
         for coefficient, (state, x0, eps), k in zip(row, inputs, stages):
             if coefficient == 0:
                 continue
-            scale = _product(h, float(coefficient))
+            # float entries for numbers and tensors; the exact entry for a symbolic step (the proofs)
+            scale = _product(h, float(coefficient)) if isinstance(h, (int, float, torch.Tensor)) else h * coefficient
             for weight, register in zip(velocity(k), (state, x0, eps)):
                 if not (type(weight) is float and weight == 0.0):
                     out.append((_product(scale, weight), register))

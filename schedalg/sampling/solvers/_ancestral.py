@@ -21,7 +21,16 @@ from .._program import ProgramBuilder
 from .._solver import Solver, SolverError, register_solver
 from ._ddim import write_one_evaluation_steps
 
-__all__ = ["Ancestral"]
+__all__ = ["Ancestral", "step_weights"]
+
+
+def step_weights(d, s_next, eta, exp=math.exp, expm1=math.expm1, sqrt=math.sqrt) -> tuple:
+    """``(eps, noise)`` weights of a step with log-SNR gain ``d > 0`` ending at ``sigma = s_next``:
+    ``s_next sqrt(e^-d + (1 - eta^2)(1 - e^-d))`` and ``eta s_next sqrt(1 - e^-d)``, with ``1 - e^-d`` by
+    ``expm1`` (no cancellation; both terms under the root are >= 0). ``proofs/prove_solvers.py`` calls it
+    with SymPy's functions."""
+    kept, fresh = exp(-d), -expm1(-d)
+    return s_next * sqrt(kept + (1 - eta**2) * fresh), eta * s_next * sqrt(fresh)
 
 
 @register_solver("ancestral")
@@ -42,13 +51,7 @@ class Ancestral(Solver):
         out: dict[str, list[float]] = {"x0": [], "eps": [], "noise": []}
         for i in range(grid.n_steps):
             s_next = sigma[i + 1]
-            if s_next == 0.0:
-                eps_w = noise_w = 0.0
-            else:
-                kept = math.exp(-(lam[i + 1] - lam[i]))  # e^-d in [0, 1)
-                fresh = -math.expm1(-(lam[i + 1] - lam[i]))  # 1 - e^-d, without cancellation
-                eps_w = s_next * math.sqrt(max(0.0, kept + (1 - self.eta**2) * fresh))
-                noise_w = self.eta * s_next * math.sqrt(fresh)
+            eps_w, noise_w = (0.0, 0.0) if s_next == 0.0 else step_weights(lam[i + 1] - lam[i], s_next, self.eta)
             out["x0"].append(alpha[i + 1])
             out["eps"].append(eps_w)
             out["noise"].append(noise_w)

@@ -34,7 +34,7 @@ from .._phi import h_phi
 from .._program import ProgramBuilder
 from .._solver import Solver, SolverError, register_solver
 
-__all__ = ["DPMSolverPP2M", "DPMSolverPP3M", "multistep_weights", "write_multistep"]
+__all__ = ["DPMSolverPP2M", "DPMSolverPP3M", "multistep_weights", "step_weights", "write_multistep"]
 
 
 def multistep_weights(grid: TimeGrid, order: int, published: bool = False) -> dict[str, list[float]]:
@@ -57,26 +57,31 @@ def multistep_weights(grid: TimeGrid, order: int, published: bool = False) -> di
         h0 = half_lam[i] - half_lam[i - 1] if i >= 1 else math.inf
         h1 = half_lam[i - 1] - half_lam[i - 2] if i >= 2 else math.inf
         use = 1 if (h == math.inf or h0 == math.inf) else (2 if (order == 2 or h1 == math.inf) else 3)
-        p1 = a * h_phi(1, h)
-        if use == 1:
-            weights = (p1, 0.0, 0.0)
-        elif use == 2:  # 2M, also 3M's second step
-            r0 = h0 / h
-            weights = (p1 * (1 + 1 / (2 * r0)), -p1 / (2 * r0), 0.0)
-        else:
-            r0, r1 = h0 / h, h1 / h
-            p2, p3 = a * h_phi(2, h), a * h_phi(3, h)
-            # D1_0 = (m0 - m1)/r0, D1_1 = (m1 - m2)/r1, as weight vectors on (m0, m1, m2)
-            d10 = (1 / r0, -1 / r0, 0.0)
-            d11 = (0.0, 1 / r1, -1 / r1)
-            diff = tuple(u - v for u, v in zip(d10, d11))
-            d1 = tuple(u + r0 / (r0 + r1) * w for u, w in zip(d10, diff))
-            d2 = tuple(w / (r0 + r1) for w in diff)
-            w2 = p3 if published else 2.0 * p3
-            weights = tuple(p1 * (1.0 if k == 0 else 0.0) + p2 * d1[k] + w2 * d2[k] for k in range(3))
-        for key, w in zip(("m0", "m1", "m2"), weights):
+        for key, w in zip(("m0", "m1", "m2"), step_weights(use, alpha[i + 1], h, h0, h1, published)):
             out[key].append(w)
     return out
+
+
+def step_weights(order: int, a, h, h0=None, h1=None, published: bool = False, h_phi=h_phi) -> tuple:
+    """Weights on ``(m0, m1, m2)`` of one update of ``order`` 1, 2 or 3 (``a = alpha_{i+1}``; ``h, h0, h1``
+    the current and the two previous steps in ``l``). Pure arithmetic and ``h_phi(k, h) = h phi_k(-h)``,
+    so ``proofs/prove_solvers.py`` calls it with SymPy symbols and SymPy's ``phi``."""
+    p1 = a * h_phi(1, h)
+    if order == 1:
+        return p1, 0.0, 0.0
+    if order == 2:  # 2M, also 3M's second step
+        r0 = h0 / h
+        return p1 * (1 + 1 / (2 * r0)), -p1 / (2 * r0), 0.0
+    r0, r1 = h0 / h, h1 / h
+    p2, p3 = a * h_phi(2, h), a * h_phi(3, h)
+    # D1_0 = (m0 - m1)/r0, D1_1 = (m1 - m2)/r1, as weight vectors on (m0, m1, m2)
+    d10 = (1 / r0, -1 / r0, 0.0)
+    d11 = (0.0, 1 / r1, -1 / r1)
+    diff = tuple(u - v for u, v in zip(d10, d11))
+    d1 = tuple(u + r0 / (r0 + r1) * w for u, w in zip(d10, diff))
+    d2 = tuple(w / (r0 + r1) for w in diff)
+    w2 = p3 if published else 2 * p3
+    return tuple(p1 * (1 if k == 0 else 0) + p2 * d1[k] + w2 * d2[k] for k in range(3))
 
 
 def write_multistep(b: ProgramBuilder, weights: dict[str, list[float]], depth: int, *,
