@@ -95,7 +95,23 @@ def register_solver(name: str, solver: Any = None, *, order: int | None = None, 
     ``solver`` is a :class:`Solver` subclass, or a :class:`~schedalg.sampling.Tableau` (an
     explicit Runge-Kutta method; its order is read from the order conditions unless
     ``order`` is given). Without ``solver`` this is a class decorator. An existing name is an
-    error unless ``replace=True``.
+    error unless ``replace=True``. Two examples::
+
+        from schedalg.sampling import Solver, Tableau, register_solver
+
+        # Ralston's second-order method: data only (schedule, lazy and augmented samplers)
+        register_solver("ralston", Tableau(c=(0, "2/3"), a=((), ("2/3",)), b=("1/4", "3/4")))
+
+        @register_solver("ddim_again", order=1)
+        class DDIMAgain(Solver):
+            \"\"\"x_{i+1} = alpha_{i+1} x0_hat + sigma_{i+1} eps_hat (one evaluation per step).\"\"\"
+
+            def write(self, b, grid, eval_grid):
+                alpha, sigma, x = grid.values("alpha"), grid.values("sigma"), b.state
+                for i in range(grid.n_steps):
+                    x0, eps = b.evaluate(x, i)
+                    x = b.combine((alpha[i + 1], x0), (sigma[i + 1], eps))
+                    b.end_step(x, x0)
     """
     if solver is None:
         return lambda cls: register_solver(name, cls, order=order, replace=replace)
