@@ -23,6 +23,8 @@ name               order  stochastic  scheme
 =================  =====  ==========  ==========================================
 """
 
+from ._adams import IPNDM as IPNDM
+from ._adams import AdamsBashforth as AdamsBashforth
 from ._ancestral import Ancestral as Ancestral
 from ._ddim import DDIM as DDIM
 from ._dpm_single import DPMSolver3S as DPMSolver3S
@@ -39,5 +41,5 @@ from ._rk import THREE_EIGHTHS as THREE_EIGHTHS
 from ._variance_ddim import VarianceDDIM as VarianceDDIM
 from ._variance_ddim import VarianceDPMSolverPP2M as VarianceDPMSolverPP2M
 
-__all__ = ["Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "DPMSolver3S", "EulerMaruyama", "VarianceDDIM",
+__all__ = ["AdamsBashforth", "IPNDM", "Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "DPMSolver3S", "EulerMaruyama", "VarianceDDIM",
            "VarianceDPMSolverPP2M", "EULER", "HEUN", "MIDPOINT", "HEUN3", "KUTTA3", "CLASSICAL_RK4", "THREE_EIGHTHS"]
