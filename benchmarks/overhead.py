@@ -149,7 +149,7 @@ def measure(method: str, batch: int, dims: int, steps: int, repeats: int, workdi
         "hand": lambda: hand(net, noise, times, dts),
         "sampler": lambda: sampler(noise, scale_noise=False),
         "sampler_check_finite_off": lambda: unchecked(noise, scale_noise=False),
-        "sampler_exported": lambda: exported(noise),
+        "sampler_exported": lambda: exported(noise, scale_noise=False),
         "sampler_lean_denoiser": lambda: lean(noise, scale_noise=False),
     }
     nfe = sampler.nfe

@@ -91,7 +91,7 @@ FRESH_PROCESS = textwrap.dedent('''
     spec.loader.exec_module(loader)
     sampler = loader.load(sys.argv[2])
     inputs = torch.load(sys.argv[3], weights_only=True)
-    out = sampler(inputs["x"])
+    out = sampler(inputs["noise"])  # called as the in-library sampler: noise in, sample out
     print("bitwise identical:", torch.equal(out, inputs["expected"]),
           "| schedalg or sympy imported:", any(m in sys.modules for m in ("schedalg", "sympy")))
 ''')
@@ -123,9 +123,8 @@ def main() -> None:
     exported = Sampler(denoiser, grids["EDM, Karras rho=7"], "dpmpp_2m")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        path = export_sampler(exported, folder / "edm_dpmpp2m.pt", noise[:64])
-        x = exported.initial_state(noise[:64])
-        torch.save({"x": x, "expected": exported(noise[:64])}, folder / "inputs.pt")
+        path = export_sampler(exported, folder / "edm_dpmpp2m.safetensors", noise[:64])
+        torch.save({"noise": noise[:64], "expected": exported(noise[:64])}, folder / "inputs.pt")
         (folder / "run.py").write_text(FRESH_PROCESS)
         result = subprocess.run([sys.executable, str(folder / "run.py"), str(folder / "edm_dpmpp2m_loader.py"),
                                  str(path), str(folder / "inputs.pt")], capture_output=True, text=True, check=True)

@@ -7,8 +7,10 @@ Subcommands::
                                            a schedule's derivations (SymPy expressions)
     schedalg solvers                       the registered solvers (order, stochastic, evaluations)
     schedalg export --schedule linear --solver dpmpp_2m --steps 10 --t-end 0.99 \\
-                    --denoiser gaussian:0.5,0.3 --shape 16,2 --out sampler.pt
-                                           a torch-only sampler file (+ its loader script)
+                    --denoiser gaussian:0.5,0.3 --shape 16,2 --out sampler.safetensors
+                                           a torch-only sampler file (+ its loader script);
+                                           load it with schedalg.sampling.load_sampler or the
+                                           loader script's load(path); call it as sampler(noise, seed=0)
 
 ``--denoiser`` is ``gaussian[:mean,variance]`` (the exact denoiser for Gaussian data) or
 ``package.module:factory``, a callable returning a :class:`schedalg.models.Denoiser`.
@@ -123,7 +125,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     sampler = Sampler(_denoiser(args.denoiser, schedule), grid, args.solver)
     path = export_sampler(sampler, args.out, torch.zeros(shape, dtype=dtype), dynamic_batch=args.dynamic_batch)
     print(f"wrote {path} ({sampler.solver.name}, {grid.n_steps} steps, {sampler.nfe} network evaluations, "
-          f"{sampler.plan.noise_draws} noise draws) and {path.with_name(path.stem + '_loader.py')}")
+          f"{sampler.plan.noise_draws} noise draws) and {path.with_name(path.stem + '_loader.py')}; "
+          f"use: load(path)(noise, seed=0)")
     return 0
 
 
@@ -150,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--shape", default="1,2", help="example state shape B,D1,... (batch first)")
     export.add_argument("--dtype", default="float32", choices=("float32", "float64", "float16", "bfloat16"))
     export.add_argument("--dynamic-batch", action="store_true")
-    export.add_argument("--out", required=True)
+    export.add_argument("--out", required=True, help="the file to write (e.g. sampler.safetensors)")
     export.set_defaults(run=_cmd_export)
     return parser
 

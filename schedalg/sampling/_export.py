@@ -1,29 +1,32 @@
-"""Export a planned sampler as a file that runs with torch alone.
+"""Export a planned sampler as a file that loads with torch alone and runs no code from the file.
 
-:class:`SamplerModule` is a ``torch.nn.Module`` whose ``forward(x, draws=None, **cond)``
-executes the same program as :class:`Sampler` (:meth:`Program.run`: the same tensor operations,
-the program's weights as constants) from an initial state ``x`` (already scaled, see
-:meth:`Sampler.initial_state`), with the stochastic solvers' draws ``(K, B, ...)`` as an
-input. :func:`export_sampler` traces it with ``torch.export`` (steps unrolled into one
-ATen graph; network weights and prepared tables become tensors of the program) and
-stores the graph as plain containers with ``torch.save``. ``torch.export.save`` files
-are not used because loading them imports SymPy; the file written here loads with
-``torch.load(weights_only=True)`` (no arbitrary pickle) and runs through the small
-torch-only interpreter in :mod:`schedalg.sampling._standalone`, which imports neither
-schedalg nor SymPy and is copied beside the exported file. The loaded module gives
-bitwise the same samples as the sampler on CPU and can be passed to ``torch.compile``.
+:meth:`Sampler.module` is a ``torch.nn.Module`` whose ``forward(x, draws=None, cond=None)``
+executes the same program as :class:`Sampler` (:meth:`Program.run`, fused as the sampler's:
+the same tensor operations, the program's weights as constants) from an initial state ``x``.
+:func:`export_sampler` traces it with ``torch.export`` (steps unrolled into one ATen graph;
+network weights and prepared tables become the program's tensors), writes the graph as
+versioned JSON and the tensors as safetensors, with a SHA-256 digest over both, through
+:func:`schedalg.sampling._standalone.save`. :func:`load_sampler` is that module's
+:func:`~schedalg.sampling._standalone.load`: the same source that ``export_sampler`` copies
+beside the file as the torch-only loader, so the two cannot drift apart.
+
+``torch.export.save`` files are not used: ``torch.export.load`` imports SymPy and resolves
+each node's target by walking attributes of ``torch`` named in the file, which is the kind of
+lookup this format exists to avoid.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from . import _standalone
 from ._errors import ExportError
-from ._sampler import Sampler, SamplerModule
-from ._standalone import FORMAT, load
+from ._noise import STREAM_STEPS
+from ._sampler import Sampler
 
 __all__ = ["export_sampler", "load_sampler", "program_payload"]
 
@@ -41,7 +44,7 @@ def _simplify(graph: "torch.fx.Graph") -> tuple[dict[str, str], set]:
     for node in graph.nodes:
         if node.op != "call_function":
             continue
-        name = _target(node)
+        name = _op_name(node)
         if name in _NO_OPS:
             continue
         source = node.args[0] if node.args else None
@@ -77,12 +80,12 @@ def _references(value: Any, alias: dict[str, str]) -> set[str]:
     return set()
 
 
-def _encode(value: Any, alias: dict[str, str] | None = None) -> Any:
-    """A graph argument as plain containers (node references, dtypes and devices tagged)."""
+def _encode(value: Any, env: dict[str, Any], alias: dict[str, str]) -> Any:
+    """A graph argument in the file's JSON form (see :mod:`schedalg.sampling._standalone`)."""
     if isinstance(value, torch.fx.Node):
-        return {"node": (alias or {}).get(value.name, value.name)}
+        return env[alias.get(value.name, value.name)]
     if isinstance(value, (list, tuple)):
-        items = [_encode(v, alias) for v in value]
+        items = [_encode(v, env, alias) for v in value]
         return items if isinstance(value, list) else {"tuple": items}
     if isinstance(value, torch.dtype):
         return {"dtype": str(value).removeprefix("torch.")}
@@ -92,83 +95,115 @@ def _encode(value: Any, alias: dict[str, str] | None = None) -> Any:
         return {"layout": str(value).removeprefix("torch.")}
     if isinstance(value, torch.memory_format):
         return {"memory_format": str(value).removeprefix("torch.")}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise ExportError("graph arguments made of tensors, numbers, dtypes and devices",
                       f"an argument of type {type(value).__name__}", "simplify the network's forward")
 
 
-def _target(node: torch.fx.Node) -> str:
+def _op_name(node: torch.fx.Node) -> str:
+    """The full name of a node's operator (``aten.mul.Tensor``, ``operator.getitem``)."""
     target = node.target
     if isinstance(target, torch._ops.OpOverload):
-        namespace = target.namespace
-        return f"{namespace}.{target._opname}.{target._overloadname}"
+        return f"{target.namespace}.{target._opname}.{target._overloadname}"
     if getattr(target, "__module__", None) == "_operator":
         return f"operator.{target.__name__}"
-    raise ExportError("a graph of torch operators", f"the call target {target!r} in node {node.name!r}",
-                      "make the network traceable by torch.export without custom Python calls")
+    return repr(target)
+
+
+def _target(node: torch.fx.Node) -> str:
+    """The full name of a node's operator, checked against the loader's allowlist."""
+    name = _op_name(node)
+    if name not in _standalone.OPERATORS:
+        raise ExportError(f"a graph of the operators an exported sampler may call "
+                          f"(schedalg.sampling._standalone.ATEN_OPERATORS, {len(_standalone.OPERATORS)} in all)",
+                          f"{name} in node {node.name!r}",
+                          "write the network with common tensor operations, or ask for the operator to be "
+                          "added to the allowlist (it must compute on tensors only)")
+    return name
+
+
+def _size(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) else None  # a symbolic size: the free batch size
 
 
 def program_payload(program: "torch.export.ExportedProgram", meta: dict[str, Any],
-                    names: list[str] | None = None) -> dict[str, Any]:
-    """The plain-container form of an exported program (see :mod:`schedalg.sampling._standalone`).
+                    names: list[str] | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The file's program JSON and its weights (name -> tensor) for an exported program.
 
     ``names`` renames the user inputs, in order (e.g. ``x, draws, <conditioning keys>``).
+    Values are numbered: tensor inputs, then weights, then node results.
     """
     from torch.export.graph_signature import InputKind, OutputKind, TensorArgument
 
-    specs = program.graph_signature.input_specs
-    placeholders, inputs, state = [], [], {}
-    for spec in specs:
+    env: dict[str, Any] = {}
+    inputs, weight_specs = [], []
+    for spec in program.graph_signature.input_specs:
         name = spec.arg.name
         if spec.kind == InputKind.USER_INPUT and not isinstance(spec.arg, TensorArgument):
-            placeholders.append([name, "constant", _encode(spec.arg.value)])  # e.g. draws=None
+            env[name] = _encode(spec.arg.value, {}, {})  # e.g. draws=None: a constant in the graph
         elif spec.kind == InputKind.USER_INPUT:
             label = names[len(inputs)] if names is not None and len(inputs) < len(names) else name
-            placeholders.append([name, "input", label])
-            inputs.append(label)
+            inputs.append((name, label))
         elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
-            source = program.state_dict if spec.target in program.state_dict else program.constants
-            state[spec.target] = source[spec.target].detach().clone()
-            placeholders.append([name, "state", spec.target])
+            weight_specs.append((name, spec.target))
         else:
             raise ExportError("inputs that are tensors, parameters or buffers", f"{spec.kind} {name!r}", None)
     for spec in program.graph_signature.output_specs:
         if spec.kind != OutputKind.USER_OUTPUT:
             raise ExportError("a sampler that mutates no state", f"output {spec.kind}", None)
+    placeholders = {node.name: node for node in program.graph.nodes if node.op == "placeholder"}
+    input_specs = []
+    for index, (name, label) in enumerate(inputs):
+        example = placeholders[name].meta["val"]
+        env[name] = {"ref": index}
+        input_specs.append({"name": label, "dtype": str(example.dtype).removeprefix("torch."),
+                            "shape": [_size(s) for s in example.shape]})
+    weights: dict[str, torch.Tensor] = {}
+    for name, target in weight_specs:
+        source = program.state_dict if target in program.state_dict else program.constants
+        env[name] = {"ref": len(inputs) + len(weights)}
+        weights[target] = source[target].detach()
     alias, kept = _simplify(program.graph)
     nodes, output = [], None
     for node in program.graph.nodes:
         if node.op == "call_function" and node in kept:
-            nodes.append([node.name, _target(node), _encode(list(node.args), alias),
-                          {k: _encode(v, alias) for k, v in node.kwargs.items()}])
+            nodes.append({"op": _target(node), "args": _encode(list(node.args), env, alias),
+                          "kwargs": {k: _encode(v, env, alias) for k, v in node.kwargs.items()}})
+            env[node.name] = {"ref": len(inputs) + len(weights) + len(nodes) - 1}
         elif node.op == "output":
             (result,) = node.args
-            output = _encode(result[0] if isinstance(result, (list, tuple)) and len(result) == 1 else result, alias)
+            output = _encode(result[0] if isinstance(result, (list, tuple)) and len(result) == 1 else result,
+                             env, alias)
         elif node.op not in ("placeholder", "call_function"):
             raise ExportError("a flat graph of operator calls", f"a {node.op!r} node", None)
-    return {"format": FORMAT, "inputs": inputs, "state": state, "placeholders": placeholders,
-            "nodes": nodes, "output": output, "meta": meta}
+    payload = {"inputs": input_specs, "weights": list(weights), "nodes": nodes, "output": output, "meta": meta}
+    return payload, weights
 
 
 def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tensor, *,
-                   scale_noise: bool = True, dynamic_batch: bool = False, write_loader: bool = True,
-                   **cond: Any) -> Path:
-    """Trace ``sampler`` on an example input and save it to ``path`` (a torch-only file).
+                   dynamic_batch: bool = False, write_loader: bool = True, **cond: Any) -> Path:
+    """Trace ``sampler`` on an example input and save it to ``path`` (a safetensors file).
 
-    The program's inputs are the initial state ``x`` (``Sampler.initial_state(noise)``)
-    and, for stochastic solvers, the draws ``(K, B, ...)``, then the conditioning tensors
-    ``cond`` by keyword (``loaded(x, draws, label=...)``).
-    ``example_noise`` fixes shape and dtype (the batch size too, unless
-    ``dynamic_batch``). With ``write_loader`` a copy of the torch-only loader is written
-    beside it as ``<stem>_loader.py``. Load with :func:`load_sampler`, or without
-    schedalg by that loader's ``load(path)``.
+    The loaded sampler is called like the sampler itself: ``loaded(noise, seed=...,
+    **cond)`` gives ``sampler(noise, seed=..., **cond)``, bitwise on CPU; see
+    :class:`schedalg.sampling._standalone.ExportedSampler`. Conditioning tensors ``cond``
+    become keyword inputs. ``example_noise`` fixes shape and dtype (the batch size too,
+    unless ``dynamic_batch``). With ``write_loader`` a copy of the torch-only loader is
+    written beside the file as ``<stem>_loader.py``. Load with :func:`load_sampler`, or
+    without schedalg by that loader's ``load(path)``.
     """
     if not isinstance(sampler, Sampler):
         raise ExportError("a schedalg.sampling.Sampler", type(sampler).__name__,
                           "build one with Sampler(denoiser, grid, solver)")
+    if "scale_noise" in cond:  # an option of version 1, which fixed nothing in the file
+        raise ExportError("export options path, example_noise, dynamic_batch, write_loader and conditioning "
+                          "tensors", "scale_noise=", "drop it; the loaded sampler takes scale_noise=False at call "
+                          "time, like the sampler")
     module = sampler.module().eval()
-    x = sampler.initial_state(example_noise, scale_noise)
+    x = sampler.initial_state(example_noise)
     draws = sampler.draws(x, seed=0)
     for key, value in cond.items():
         if not isinstance(value, torch.Tensor):
@@ -193,25 +228,25 @@ def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tens
     grid = sampler.grid
     names = ["x"] + ([] if draws is None else ["draws"]) + list(cond)
     meta = {"solver": sampler.solver.name, "schedule": grid.schedule.name, "grid": grid.label,
-            "times": grid.times.clone(), "nfe": sampler.nfe, "noise_draws": sampler.plan.noise_draws,
-            "start_scale": sampler.start_scale, "dtype": str(x.dtype).removeprefix("torch."),
-            "shape": list(x.shape), "dynamic_batch": bool(dynamic_batch)}
-    path = Path(path)
-    torch.save(program_payload(program, meta, names), str(path))
+            "times": [float(t) for t in grid.times.tolist()], "nfe": sampler.nfe,
+            "noise_draws": sampler.plan.noise_draws, "noise_stream": STREAM_STEPS, "start_scale": sampler.start_scale,
+            "dtype": str(x.dtype).removeprefix("torch."), "shape": list(x.shape),
+            "dynamic_batch": bool(dynamic_batch)}
+    payload, weights = program_payload(program, meta, names)
+    try:
+        path = _standalone.save(path, payload, weights)
+    except _standalone.ExportError as exc:  # the written program did not pass the loader's checks
+        raise ExportError(exc.expected, exc.got, exc.fix) from None
     if write_loader:
-        loader = Path(__file__).with_name("_standalone.py")
-        path.with_name(f"{path.stem}_loader.py").write_text(loader.read_text())
+        path.with_name(f"{path.stem}_loader.py").write_bytes(Path(_standalone.__file__).read_bytes())
     return path
 
 
 def load_sampler(path: str | Path, device: torch.device | str | None = None) -> torch.nn.Module:
-    """Load an exported sampler: a module ``(x, draws=None, **cond) -> sample`` (torch only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError("an exported sampler file", f"{str(path)!r} does not exist", None)
-    try:
-        return load(str(path), device=device)
-    except Exception as exc:  # noqa: BLE001
-        raise ExportError("a file written by schedalg.sampling.export_sampler",
-                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
-                          None) from exc
+    """Load an exported sampler, checked in full before anything runs (see :mod:`._standalone`).
+
+    Returns an :class:`~schedalg.sampling._standalone.ExportedSampler`: call it as the
+    sampler, ``loaded(noise, seed=..., **cond)``; ``loaded.sample_from_state(x, draws)``
+    runs from an initial state. Every failure raises :class:`ExportError`.
+    """
+    return _standalone.load(path, device, error=ExportError)

@@ -1,9 +1,10 @@
 """Seeded standard-normal noise whose values do not depend on the batch size.
 
 Sample ``b`` of a batch draws from its own generator, seeded from ``(seed, b, stream)``
-through numpy's ``SeedSequence`` (independent streams, no overlap between neighbouring
-seeds). A batch of 8 therefore holds exactly the first 8 samples of a batch of 64 with
-the same seed: results can be reproduced one sample at a time. Drawing happens on the
+through numpy's ``SeedSequence`` hash (independent streams, no overlap between
+neighbouring seeds), computed with Python ints in
+:func:`schedalg.sampling._standalone.seeded_normal`, which exported samplers share.
+A batch of 8 therefore holds exactly the first 8 samples of a batch of 64 with the same seed: results can be reproduced one sample at a time. Drawing happens on the
 CPU before the sampling loop (``B`` small generator calls), then moves to the device.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from ._errors import SamplingError
+from ._standalone import seeded_normal
 
 __all__ = ["per_sample_normal", "STREAM_INITIAL", "STREAM_STEPS"]
 
@@ -41,11 +43,4 @@ def per_sample_normal(shape: Sequence[int], seed: int, *, stream: int = STREAM_I
     shape = tuple(int(s) for s in shape)
     if not shape or shape[0] < 1:
         raise SamplingError("a shape (batch, ...) with batch >= 1", f"{shape}", None)
-    per = shape[1:] if count is None else (int(count),) + shape[1:]
-    samples = []
-    for b in range(shape[0]):
-        state = np.random.SeedSequence([seed, b, stream]).generate_state(2, dtype=np.uint32)
-        generator = torch.Generator(device="cpu").manual_seed(int(state[0]) << 32 | int(state[1]))
-        samples.append(torch.randn(per, generator=generator, dtype=dtype))
-    stacked = torch.stack(samples, dim=0 if count is None else 1)
-    return stacked.to(device)
+    return seeded_normal(shape, seed, int(stream), None if count is None else int(count), dtype, device)
