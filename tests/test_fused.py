@@ -272,7 +272,7 @@ def test_export_of_a_fused_converted_sampler_is_bitwise_identical(tmp_path):
     noise = per_sample_normal((4, 2), 1)
     loaded = load_sampler(export_sampler(sampler, tmp_path / "s.pt", noise))
     x = sampler.initial_state(noise)
-    assert torch.equal(loaded(x, sampler.draws(x, seed=2)), sampler(noise, seed=2))
+    assert torch.equal(loaded.sample_from_state(x, sampler.draws(x, seed=2)), sampler(noise, seed=2))
 
 
 def test_fuse_sums_the_weights_of_both_affine_maps():

@@ -182,8 +182,10 @@ class Program:
                 regs[op[3]] = denoiser.raw(regs[op[1]], op[2], **cond)
             else:
                 regs[op[3]], regs[op[4]] = denoiser(regs[op[1]], op[2], **cond)
-            for r in op[-1]:
-                regs[r] = None
+            free = op[-1]
+            if free:
+                for r in free:
+                    regs[r] = None
 
     def end_step(self, i: int, regs: list) -> None:
         """Drop what only the observation of step ``i`` kept alive."""

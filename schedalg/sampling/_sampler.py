@@ -197,51 +197,52 @@ class Sampler:
 
     def _steps(self, x: torch.Tensor, draws: torch.Tensor | None, bar: Any,
                cond: dict[str, Any]) -> Iterator[SamplerStep]:
-        """The run as a generator of steps (what :meth:`iterate` returns): :meth:`_run`'s loop, paused."""
-        steps: list[SamplerStep] = []
-        program, regs = self._begin(x, draws)
-        with torch.no_grad():
-            for i in range(program.n_steps):
-                self._step(program, i, regs, cond, steps.append, bar)
-                yield steps.pop()
-        self._finish(bar)
+        """The run as a generator of steps (what :meth:`iterate` returns): :meth:`_run`, paused at each step."""
+        seen: list[SamplerStep] = []
+        program, regs = self.program(), None
+        for i in range(program.n_steps):
+            regs = self._run(x, draws, cond, seen.append, bar, (i, regs))
+            yield seen.pop()
 
     def _run(self, x: torch.Tensor, draws: torch.Tensor | None, cond: dict[str, Any],
-             observe: Callable[[SamplerStep], None] | None, bar: Any) -> torch.Tensor:
-        """The loop of a call: the program's steps, each observed (``observe(step)``) when asked."""
-        program, regs = self._begin(x, draws)
+             observe: Callable[[SamplerStep], None] | None, bar: Any, only: tuple | None = None) -> Any:
+        """The loop of every run: the program's steps, each observed (``observe(step)``) when asked.
+
+        ``only = (i, registers)`` runs step ``i`` alone on those registers (``None`` at the first step) and
+        returns them: :meth:`iterate` pauses the same loop after each step.
+        """
+        program, prepared = self.program(), self.prepared
+        first, last = (0, program.n_steps) if only is None else (only[0], only[0] + 1)
+        regs = only[1] if only is not None and only[1] is not None else program.start(x, draws)
+        if first == 0:
+            self.last_nfe = 0
+        run_step, ends, evaluations = program.run_step, program.ends, program.evaluations
+        watch = observe is not None or bar is not None
         with torch.no_grad():
-            for i in range(program.n_steps):
-                self._step(program, i, regs, cond, observe, bar)
-        self._finish(bar)
-        return regs[program.ends[-1][1]]
+            for i in range(first, last):
+                run_step(i, regs, prepared, cond)
+                self.last_nfe += evaluations[i]
+                if watch:
+                    self._observe(i, regs, ends[i], observe, bar)
+                for r in ends[i][3]:
+                    regs[r] = None
+        if last == program.n_steps:
+            if bar is not None:
+                bar.close()
+            finish = getattr(prepared, "finish", None)
+            if callable(finish):  # deferred checks of the network's outputs: one host sync, after the loop
+                finish()
+        return regs if only is not None else regs[ends[-1][1]]
 
-    def _begin(self, x: torch.Tensor, draws: torch.Tensor | None) -> tuple[Program, list]:
-        self.last_nfe = 0
-        program = self.program()
-        return program, program.start(x, draws)
-
-    def _step(self, program: Program, i: int, regs: list, cond: dict[str, Any],
-              observe: Callable[[SamplerStep], None] | None, bar: Any) -> None:
-        """Step ``i`` of ``program``, observed when asked; then what only the observation needed is dropped."""
-        program.run_step(i, regs, self.prepared, cond)
-        self.last_nfe += program.evaluations[i]
-        x_i, x_next, x0_terms, free = program.ends[i]
+    def _observe(self, i: int, regs: list, end: tuple, observe: Callable[[SamplerStep], None] | None,
+                 bar: Any) -> None:
+        x_i, x_next, x0_terms, _ = end
         if observe is not None:
             x0 = regs[x0_terms[0][1]] if len(x0_terms) == 1 and x0_terms[0][0] == 1.0 else \
                 [(w, regs[r]) for w, r in x0_terms]
             observe(SamplerStep(i, self._times[i], self._times[i + 1], regs[x_i], regs[x_next], x0))
-        for r in free:
-            regs[r] = None
         if bar is not None:
             bar.update(1)
-
-    def _finish(self, bar: Any) -> None:
-        if bar is not None:
-            bar.close()
-        finish = getattr(self.prepared, "finish", None)
-        if callable(finish):  # deferred checks of the network's outputs: one host sync, after the loop
-            finish()
 
     def __call__(self, noise: torch.Tensor, *, seed: int | None = None, generator: torch.Generator | None = None,
                  draws: torch.Tensor | None = None, scale_noise: bool = True, progress: bool = False,
