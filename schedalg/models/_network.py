@@ -17,7 +17,7 @@ the network once (classifier-free guidance: once on a doubled batch) and forms
 ``(x0_hat, eps_hat)`` in the dtype of ``x`` with no SymPy work and no host sync.
 :meth:`PreparedNetwork.raw` and :meth:`PreparedNetwork.affine_output` expose the two
 halves (the checked network output ``p`` and the four coefficients as floats), so that a
-sampler can fold the coefficients into an affine solver step (:mod:`schedalg.sampling._fused`).
+sampler can fold the coefficients into its solver's weights (:meth:`schedalg.sampling.Program.fuse`).
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ class PreparedNetwork:
         """``(x0_x, x0_p, eps_x, eps_p)`` at ``times[i]`` as Python floats: ``x0_hat = x0_x x + x0_p F``,
         ``eps_hat = eps_x x + eps_p F`` with ``F = raw(x, i)``; None where they are undefined (non-finite).
 
-        Lets a sampler fuse these maps with an affine solver step (:mod:`schedalg.sampling._fused`).
+        Lets a sampler fold these maps into its solver's weights (:meth:`schedalg.sampling.Program.fuse`).
         """
         if self._bad_quantity[i] is not None:
             return None
