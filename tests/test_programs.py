@@ -65,6 +65,17 @@ def test_a_user_tableau_is_a_solver_in_a_few_lines():
         SOLVERS.pop("ralston_test", None)
 
 
+def test_a_class_registered_twice_keeps_both_names():
+    from schedalg.sampling.solvers import DDIM
+
+    cls = register_solver("ddim_alias_test", DDIM, order=1)
+    try:
+        assert SOLVERS["ddim"] is DDIM and DDIM.name == "ddim" and cls.name == "ddim_alias_test"
+        assert issubclass(cls, DDIM)
+    finally:
+        SOLVERS.pop("ddim_alias_test", None)
+
+
 def test_bad_tableaux_and_registrations_are_explained():
     with pytest.raises(SolverError, match="row j holding j entries"):
         Tableau(c=(0, 1), a=((), (1, 0)), b=(0.5, 0.5))

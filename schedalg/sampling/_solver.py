@@ -124,6 +124,8 @@ def register_solver(name: str, solver: Any = None, *, order: int | None = None, 
         cls = solver.solver_class(name, order)
     elif isinstance(solver, type) and issubclass(solver, Solver):
         cls = solver
+        if any(registered is cls for registered in SOLVERS.values()):  # registered already: a subclass of its own
+            cls = type(cls.__name__, (cls,), {"__doc__": cls.__doc__, "__module__": cls.__module__})
         if order is not None:
             cls.order = order
     else:
