@@ -345,6 +345,17 @@ def test_files_interoperate_with_the_safetensors_package(exported, tmp_path):
     assert torch.equal(_load_bytes(tmp_path, rewritten, "r.safetensors")(NOISE, seed=1), expected)
 
 
+def test_seeded_draws_match_numpys_seed_sequence():
+    """The loader seeds per-sample generators without numpy: its hash equals
+    ``numpy.random.SeedSequence([seed, b, stream]).generate_state(2)`` (multi-word seeds too)."""
+    import numpy as np
+
+    for entropy in ([0, 0, 0], [3, 7, 1], [2 ** 32 - 1, 0, 1], [2 ** 32, 5, 0], [2 ** 64 + 9, 1, 1],
+                    [12345678901234567890123, 2, 1], *([s, b, 1] for s in range(4) for b in range(4))):
+        state = np.random.SeedSequence(entropy).generate_state(2, dtype=np.uint32)
+        assert _standalone._seed_sequence_state(entropy) == int(state[0]) << 32 | int(state[1]), entropy
+
+
 def test_every_allowlisted_operator_exists_in_this_torch():
     missing = [name for name in _standalone.ATEN_OPERATORS if "aten." + name not in _standalone.OPERATORS]
     assert missing == []
