@@ -203,13 +203,14 @@ class Sampler:
         for i in range(program.n_steps):
             regs = self._run(x, draws, cond, seen.append, bar, (i, regs))
             yield seen.pop()
+        self._end(bar)  # after the last step is handed out, as for a call
 
     def _run(self, x: torch.Tensor, draws: torch.Tensor | None, cond: dict[str, Any],
              observe: Callable[[SamplerStep], None] | None, bar: Any, only: tuple | None = None) -> Any:
         """The loop of every run: the program's steps, each observed (``observe(step)``) when asked.
 
         ``only = (i, registers)`` runs step ``i`` alone on those registers (``None`` at the first step) and
-        returns them: :meth:`iterate` pauses the same loop after each step.
+        returns them: :meth:`iterate` pauses the same loop after each step (and ends the run itself).
         """
         program, prepared = self.program(), self.prepared
         first, last = (0, program.n_steps) if only is None else (only[0], only[0] + 1)
@@ -226,13 +227,17 @@ class Sampler:
                     self._observe(i, regs, ends[i], observe, bar)
                 for r in ends[i][3]:
                     regs[r] = None
-        if last == program.n_steps:
-            if bar is not None:
-                bar.close()
-            finish = getattr(prepared, "finish", None)
-            if callable(finish):  # deferred checks of the network's outputs: one host sync, after the loop
-                finish()
-        return regs if only is not None else regs[ends[-1][1]]
+        if only is not None:
+            return regs
+        self._end(bar)
+        return regs[ends[-1][1]]
+
+    def _end(self, bar: Any) -> None:
+        if bar is not None:
+            bar.close()
+        finish = getattr(self.prepared, "finish", None)
+        if callable(finish):  # deferred checks of the network's outputs: one host sync, after the loop
+            finish()
 
     def _observe(self, i: int, regs: list, end: tuple, observe: Callable[[SamplerStep], None] | None,
                  bar: Any) -> None:
