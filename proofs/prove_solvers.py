@@ -1,14 +1,21 @@
 """Proofs of the identities the solvers rely on (schedalg.sampling.solvers).
 
 Each test states an identity in its docstring, builds ``lhs - rhs`` with SymPy and checks
-that it simplifies to 0. Generic schedules are undefined functions ``alpha(t)``,
-``sigma(t)``; ``l = log(alpha/sigma)`` is DPM-Solver's half log-SNR.
+that it simplifies to 0. The left side is what the package computes: a solver's program
+(written by the package with SymPy symbols as weights and run by :meth:`Program.trace`), or
+its per-step weight function called with SymPy symbols. Generic schedules are undefined
+functions ``alpha(t)``, ``sigma(t)``; ``l = log(alpha/sigma)`` is DPM-Solver's half log-SNR.
 """
 
 import sympy as sp
 
 import schedalg as sa
+from schedalg.sampling import ProgramBuilder, write_tableau_step
 from schedalg.sampling._phi import phi
+from schedalg.sampling.solvers import CLASSICAL_RK4, EULER, HEUN, HEUN3, KUTTA3, MIDPOINT, THREE_EIGHTHS
+from schedalg.sampling.solvers._ancestral import step_weights as ancestral_weights
+from schedalg.sampling.solvers._ddim import write_one_evaluation_steps
+from schedalg.sampling.solvers._dpmpp import step_weights as multistep_step_weights
 from schedalg.sampling.solvers._euler_maruyama import drift_coefficients
 
 t, s, h, h0, h1, u = sp.symbols("t s h h0 h1 u", positive=True)
@@ -21,15 +28,44 @@ def is_zero(residual: sp.Expr) -> bool:
     return sp.simplify(residual) == 0
 
 
-def test_ddim_step_solves_the_ode_with_x0_frozen():
-    """x(t) = alpha(t) x0 + sigma(t) c solves dx/dt = alpha' x0 + sigma' (x - alpha x0)/sigma.
+def _h_phi(k, step):
+    """h phi_k(-h) in SymPy: phi_1(z) = (e^z - 1)/z, phi_{k+1}(z) = (phi_k(z) - 1/k!)/z."""
+    z = -step
+    value = (sp.exp(z) - 1) / z
+    for j in range(2, k + 1):
+        value = (value - 1 / sp.factorial(j - 1)) / z
+    return step * value
 
-    So ``x_{i+1} = alpha_{i+1} x0_hat + sigma_{i+1} eps_hat`` (DDIM) is the exact flow over a
-    step when x0_hat is held constant: the first-order exponential integrator.
-    """
+
+class _Frozen:
+    """A denoiser with constant predictions (x0_hat, eps_hat) = (x0, (x - alpha_k x0)/sigma_k)."""
+
+    def __init__(self, alphas, sigmas):
+        self.alphas, self.sigmas = alphas, sigmas
+
+    def __call__(self, state, k):
+        return x0, (state - self.alphas[k] * x0) / self.sigmas[k]
+
+
+def _tableau_step(tableau, velocity):
+    """One step of the package's program for ``tableau`` from the state X with step h (SymPy weights)."""
+    b = ProgramBuilder(1, None)
+    out, first = write_tableau_step(b, tableau, b.state, h, range(tableau.stages), velocity)
+    b.end_step(out, first)
+    return b.build()
+
+
+def test_ddim_step_solves_the_ode_with_x0_frozen():
+    """x(t) = alpha(t) x0 + sigma(t) c solves dx/dt = alpha' x0 + sigma' (x - alpha x0)/sigma, and the
+    package's DDIM program (weights alpha_{i+1}, sigma_{i+1}) lands on it: the exact flow over a step
+    when x0_hat is held constant (the first-order exponential integrator)."""
     x = A * x0 + S * c
     residual = sp.diff(x, t) - (sp.diff(A, t) * x0 + sp.diff(S, t) * (x - A * x0) / S)
     assert is_zero(residual)
+    b = ProgramBuilder(1, None)
+    write_one_evaluation_steps(b, [A.subs(t, s)], [S.subs(t, s)])
+    stepped = b.build().trace(x, _Frozen([A], [S]))
+    assert is_zero(stepped - x.subs(t, s))
 
 
 def test_data_prediction_variation_of_constants():
@@ -46,16 +82,11 @@ def test_data_prediction_variation_of_constants():
     assert is_zero(sp.diff(big_x, s).doit() - ode)
 
 
-def _exact_weights(order_two_term: sp.Expr):
-    """Weights on (m0, m1, m2) of the 3M update (alpha_s factored out), D2 weighted by ``order_two_term``."""
-    r0, r1 = h0 / h, h1 / h
+def _exact_weights(published: bool):
+    """The package's 3M update on (m0, m1, m2) with alpha_s = 1 (steps h, h0, h1 in l)."""
     m0, m1, m2 = sp.symbols("m0 m1 m2")
-    d10, d11 = (m0 - m1) / r0, (m1 - m2) / r1
-    d1 = d10 + r0 / (r0 + r1) * (d10 - d11)
-    d2 = (d10 - d11) / (r0 + r1)
-    p1 = 1 - sp.exp(-h)
-    p2 = 1 - p1 / h
-    return (m0, m1, m2), p1 * m0 + p2 * d1 + order_two_term * d2
+    w = multistep_step_weights(3, 1, h, h0, h1, published, h_phi=_h_phi)
+    return (m0, m1, m2), w[0] * m0 + w[1] * m1 + w[2] * m2
 
 
 def _phi3_h() -> sp.Expr:
@@ -69,7 +100,7 @@ def test_dpmpp_3m_is_exact_for_quadratic_predictions():
     P with P(0) = m0, P(-h0) = m1, P(-h0-h1) = m2 (u = l - l_i)."""
     k0, k1, k2 = sp.symbols("k0 k1 k2", real=True)
     poly = k0 + k1 * u + k2 * u**2
-    (m0, m1, m2), update = _exact_weights(2 * _phi3_h())
+    (m0, m1, m2), update = _exact_weights(published=False)
     values = {m0: poly.subs(u, 0), m1: poly.subs(u, -h0), m2: poly.subs(u, -h0 - h1)}
     exact = sp.integrate(sp.exp(u - h) * poly, (u, 0, h))
     assert is_zero(update.subs(values) - exact)
@@ -80,7 +111,7 @@ def test_published_3m_weight_misses_half_the_curvature_term():
     on a quadratic x0 = k0 + k1 u + k2 u^2, a local error of order h^3 (k2 h^3 / 6)."""
     k0, k1, k2 = sp.symbols("k0 k1 k2", real=True)
     poly = k0 + k1 * u + k2 * u**2
-    (m0, m1, m2), update = _exact_weights(_phi3_h())
+    (m0, m1, m2), update = _exact_weights(published=True)
     values = {m0: poly.subs(u, 0), m1: poly.subs(u, -h0), m2: poly.subs(u, -h0 - h1)}
     exact = sp.integrate(sp.exp(u - h) * poly, (u, 0, h))
     residual = update.subs(values) - exact
@@ -94,7 +125,9 @@ def test_dpmpp_2m_local_error_is_third_order():
     k0, k1 = sp.symbols("k0 k1", real=True)
     poly = k0 + k1 * u
     m0, m1 = poly.subs(u, 0), poly.subs(u, -r * h)
-    update = (1 - sp.exp(-h)) * ((1 + 1 / (2 * r)) * m0 - m1 / (2 * r))
+    w0, w1, w2 = multistep_step_weights(2, 1, h, r * h, h_phi=_h_phi)  # the package's 2M weights
+    update = w0 * m0 + w1 * m1
+    assert w2 == 0
     exact = sp.integrate(sp.exp(u - h) * poly, (u, 0, h))
     series = sp.series(update - exact, h, 0, 3).removeO()
     assert is_zero(series)
@@ -124,8 +157,13 @@ def test_ancestral_step_is_the_ddpm_posterior():
     var = s_s**2 - cov**2 / s_t**2
     e_minus_d = (a_t**2 / s_t**2) / (a_s**2 / s_s**2)
     eps_hat = (xt - a_t * x0) / s_t
-    assert is_zero(mean - (a_s * x0 + s_s * sp.sqrt(e_minus_d) * eps_hat))
-    assert is_zero(var - s_s**2 * (1 - e_minus_d))
+    d = sp.log(1 / e_minus_d)  # the log-SNR gain lambda_s - lambda_t
+    eps_w, noise_w = ancestral_weights(d, s_s, 1, exp=sp.exp, expm1=lambda z: sp.exp(z) - 1, sqrt=sp.sqrt)
+    assert is_zero(mean - (a_s * x0 + eps_w * eps_hat))  # the package's eta = 1 weights
+    assert is_zero(var - noise_w**2)
+    eta = sp.Symbol("eta", positive=True)  # any eta: the step keeps the marginal variance sigma_s^2
+    eps_w, noise_w = ancestral_weights(d, s_s, eta, exp=sp.exp, expm1=lambda z: sp.exp(z) - 1, sqrt=sp.sqrt)
+    assert is_zero(eps_w**2 + noise_w**2 - s_s**2)
 
 
 def test_euler_maruyama_drift_is_linear_in_state_and_x0():
@@ -150,9 +188,21 @@ def test_euler_maruyama_on_the_bridge_with_e_star_is_lazy():
 
 
 def test_euler_is_ddim_for_affine_alpha_and_sigma():
-    """alpha = a0 + a1 t, sigma = b0 + b1 t: x + h(alpha' x0 + sigma' eps) = alpha(t+h) x0 + sigma(t+h) eps."""
+    """alpha = a0 + a1 t, sigma = b0 + b1 t: the package's Euler program gives x + h(alpha' x0 + sigma' eps)
+    = alpha(t+h) x0 + sigma(t+h) eps."""
     a0, a1, b0, b1 = sp.symbols("a0 a1 b0 b1", real=True)
     alpha, sigma = a0 + a1 * t, b0 + b1 * t
     x = alpha * x0 + sigma * eps
-    euler = x + h * (sp.diff(alpha, t) * x0 + sp.diff(sigma, t) * eps)
+    euler = _tableau_step(EULER, lambda k: (0.0, a1, b1)).trace(x, lambda state, k: (x0, eps))
     assert is_zero(euler - (alpha.subs(t, t + h) * x0 + sigma.subs(t, t + h) * eps))
+
+
+def test_tableau_programs_have_the_stability_polynomials_of_their_order():
+    """On dx/dt = mu x (velocity weights (mu, 0, 0)) the package's program for a tableau of order p gives
+    R(h mu) x with R(z) - sum_{j<=p} z^j/j! = O(z^{p+1}) (and = 0 for s = p <= 4 stages)."""
+    mu = sp.Symbol("mu", real=True)
+    for tableau, order in ((EULER, 1), (HEUN, 2), (MIDPOINT, 2), (HEUN3, 3), (KUTTA3, 3), (CLASSICAL_RK4, 4),
+                           (THREE_EIGHTHS, 4)):
+        stepped = _tableau_step(tableau, lambda k: (mu, 0.0, 0.0)).trace(X, lambda state, k: (0, 0))
+        taylor = sum((h * mu) ** j / sp.factorial(j) for j in range(order + 1)) * X
+        assert is_zero(sp.expand(stepped - taylor)), tableau.label

@@ -1,10 +1,13 @@
 """Proofs of the identities of the variance-aware solvers (schedalg.sampling.solvers._variance_ddim).
 
 Generic schedules are undefined functions ``alpha(t)``, ``sigma(t)``; ``v`` is the data
-variance the solver assumes and ``c = sqrt(sigma^2 + alpha^2 v)``.
+variance the solver assumes and ``c = sqrt(sigma^2 + alpha^2 v)``. The step weights are the
+package's own (:func:`eps_weight`, :func:`two_step_weights`), called with SymPy symbols.
 """
 
 import sympy as sp
+
+from schedalg.sampling.solvers._variance_ddim import eps_weight, two_step_weights
 
 t = sp.Symbol("t", real=True)
 v = sp.Symbol("v", nonnegative=True)
@@ -30,8 +33,18 @@ def _c(alpha, sigma):
 
 
 def _vddim(alpha_t, sigma_t, alpha_n, sigma_n, x0, eps):
-    """The solver's step: x_n = alpha_n x0_hat + [(c_n c_t - alpha_n alpha_t v)/sigma_t] eps_hat."""
-    return alpha_n * x0 + (_c(alpha_n, sigma_n) * _c(alpha_t, sigma_t) - alpha_n * alpha_t * v) / sigma_t * eps
+    """The solver's step x_n = alpha_n x0_hat + w eps_hat with the package's eps weight w."""
+    w = eps_weight(alpha_t, sigma_t, alpha_n, sigma_n, _c(alpha_t, sigma_t), _c(alpha_n, sigma_n), v)
+    return alpha_n * x0 + w * eps
+
+
+def _h_phi(k, step):
+    """h phi_k(-h) in SymPy: phi_1(z) = (e^z - 1)/z, phi_{k+1}(z) = (phi_k(z) - 1/k!)/z."""
+    z = -step
+    value = (sp.exp(z) - 1) / z
+    for j in range(2, k + 1):
+        value = (value - 1 / sp.factorial(j - 1)) / z
+    return step * value
 
 
 def test_gaussian_flow_map_solves_the_probability_flow_ode():
@@ -70,19 +83,18 @@ def test_v_zero_is_ddim():
 
 
 def test_eps_weight_cancellation_free_form():
-    """(c_n c_t - alpha_n alpha_t v)/sigma_t
-    = [sigma_n^2 sigma_t + v (sigma_n^2 alpha_t^2/sigma_t + alpha_n^2 sigma_t)] / (c_n c_t + alpha_n alpha_t v)."""
+    """The package's weight [sigma_n^2 sigma_t + v (sigma_n^2 alpha_t^2/sigma_t + alpha_n^2 sigma_t)] /
+    (c_n c_t + alpha_n alpha_t v) is (c_n c_t - alpha_n alpha_t v)/sigma_t."""
     c_t, c_n = _c(a_t, s_t), _c(a_n, s_n)
     direct = (c_n * c_t - a_n * a_t * v) / s_t
-    stable = (s_n**2 * s_t + v * (s_n**2 * a_t**2 / s_t + a_n**2 * s_t)) / (c_n * c_t + a_n * a_t * v)
+    stable = eps_weight(a_t, s_t, a_n, s_n, c_t, c_n, v)
     assert is_zero(sp.expand((direct - stable) * s_t * (c_n * c_t + a_n * a_t * v)))
 
 
 def test_noise_end_start_weight_is_c_n():
-    """At alpha_t = 0 the eps weight is c_n (finite; no 1/alpha_t)."""
+    """At alpha_t = 0 the package's eps weight is c_n (finite; no 1/alpha_t)."""
     c_n = _c(a_n, s_n)
-    weight = (c_n * _c(0, s_t) - 0) / s_t
-    assert is_zero(weight - c_n)
+    assert is_zero(eps_weight(0, s_t, a_n, s_n, _c(0, s_t), c_n, v) - c_n)
 
 
 def test_ode_in_mean_estimate_coordinates():
@@ -115,6 +127,7 @@ def test_two_step_weights_are_exact_for_r_linear_in_l():
     u = sp.Symbol("u", real=True)
     r_lin = m0 + (u - l_t) * (m0 - m1) / h0
     integral = sp.integrate(sp.exp(u) * r_lin, (u, l_t, l_t + h)) / sp.exp(l_t + h)
-    h_phi1 = 1 - sp.exp(-h)  # h phi_1(-h)
-    h_phi2 = (sp.exp(-h) - 1 + h) / h  # h phi_2(-h)
-    assert is_zero(integral - (h_phi1 * m0 + h_phi2 * (h / h0) * (m0 - m1)))
+    w0, w1 = two_step_weights(1, h, h0, h_phi=_h_phi)  # the package's weights (alpha_n = 1)
+    assert is_zero(integral - (w0 * m0 + w1 * m1))
+    first, zero = two_step_weights(1, h, None, h_phi=_h_phi)  # first step: r held constant
+    assert is_zero(first - sp.integrate(sp.exp(u), (u, l_t, l_t + h)) / sp.exp(l_t + h)) and zero == 0

@@ -73,10 +73,16 @@ def _errors_from_exact_history(solver_name, steps):
         prepared = denoiser.prepare(grid.times)
         exact = _reference(denoiser, grid, x)
         k = solver.order
-        memory = tuple(prepared(exact[j], j) for j in range(k - 2, -1, -1))
+        d_alpha, d_sigma = grid.values("d_alpha"), grid.values("d_sigma")
+
+        def velocity(state, j):
+            x0, eps = prepared(state, j)
+            return d_alpha[j] * x0 + d_sigma[j] * eps
+
+        memory = tuple(velocity(exact[j], j) for j in range(k - 2, -1, -1))  # past velocities, newest first
         state = exact[k - 1]
         for i in range(k - 1, n):
-            state, _, memory = solver.step(plan, i, state, prepared, memory, None)
+            state, memory = plan.step_from(i, state, memory, prepared), (velocity(state, i),) + memory[: k - 2]
         errors.append(float((state - exact[-1]).abs().max()))
     return errors
 
@@ -121,6 +127,6 @@ def test_counts_lower_orders_and_bad_order():
     x = per_sample_normal((3, 2), 0, dtype=torch.float64)
     sampler(x)
     assert sampler.last_nfe == 7
-    assert sampler.plan["x0_1"][0] == 0.0 and sampler.plan["x0_1"][1] != 0.0
+    assert sampler.plan["v1"][0] == 0.0 and sampler.plan["v1"][1] != 0.0
     with pytest.raises(SolverError, match="order in 1..4"):
         get_solver("ipndm", order=5)

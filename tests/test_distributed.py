@@ -328,7 +328,8 @@ def test_exported_sampler_gives_the_same_samples(tmp_path):
     # tracing placeholders (the eager reference below would come back as a FakeTensor)
     sampler = Sampler(GaussianMixtureDenoiser(SCHEDULE, MEANS, 0.05),
                       TimeGrid.uniform(SCHEDULE, 2, t_start=0.02, t_end=0.98), "ancestral")
-    loaded = sa.sampling.load_sampler(sampler.export(tmp_path / "s.pt", torch.zeros(4, 2), write_loader=False))
+    loaded = sa.sampling.load_sampler(sa.sampling.export_sampler(sampler, tmp_path / "s.pt", torch.zeros(4, 2),
+                                                                  write_loader=False))
     sample(loaded, 10, SEED, tmp_path / "out", batch_size=4, progress=False)  # last batch of 2 padded to 4
     reference = _reference(sampler, n=10)
     assert type(reference) is torch.Tensor

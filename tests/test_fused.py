@@ -1,5 +1,5 @@
-"""The fused sampling loop (schedalg.sampling._fused): same samples as the step-by-step loop,
-the same error reports, no host sync, and the cheap deferred finite check it relies on."""
+"""Fused programs (Program.fuse: the solver's weights folded with an affine denoiser output map): the same
+samples as the unfused program, the same error reports, no host sync, and the cheap deferred finite check."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import schedalg as sa
 from schedalg.denoisers import GaussianDenoiser
 from schedalg.models import NetworkDenoiser, NetworkOutputError
 from schedalg.models._checks import FiniteGuard
-from schedalg.sampling import Sampler, TimeGrid, per_sample_normal
-from schedalg.sampling._fused import fuse
+from schedalg.sampling import SOLVERS, Sampler, TimeGrid, per_sample_normal
 
-AFFINE = ("euler", "ddim", "ancestral", "euler_maruyama")
+AFFINE = ("euler", "ddim", "ancestral", "euler_maruyama")  # one evaluation per step, affine in it
 
 
 class _Mlp(torch.nn.Module):
@@ -30,12 +29,15 @@ class _Mlp(torch.nn.Module):
 
 
 def _unfused(sampler: Sampler, noise: torch.Tensor, **kwargs) -> torch.Tensor:
-    steps = list(sampler.iterate(noise, **kwargs))  # iterate always runs the step-by-step loop
-    return steps[-1].x_next
+    sampler.fuse = False
+    try:
+        return sampler(noise, **kwargs)
+    finally:
+        sampler.fuse = True
 
 
 def _spy_calls(sampler: Sampler) -> dict[str, int]:
-    """Count the prepared denoiser's full calls and raw-output calls (the fused loop uses raw only)."""
+    """Count the prepared denoiser's full calls and raw-output calls (a fused program uses raw only)."""
     counts = {"call": 0, "raw": 0}
     prepared = sampler.prepared
     target = prepared.inner if hasattr(prepared, "inner") else prepared
@@ -52,7 +54,7 @@ def _spy_calls(sampler: Sampler) -> dict[str, int]:
 
     target.__class__ = Counting
     target.raw = counting_raw
-    sampler._fused = (None, None)  # rebuild the fused loop around the counting raw
+    sampler._program = (None, False, sampler.plan)  # fuse again around the counting raw
     return counts
 
 
@@ -80,10 +82,10 @@ def test_fused_samples_equal_the_step_by_step_loop(solver, case):
     grid = TimeGrid.uniform(grid_schedule, 6, t_start=t_start, t_end=t_end)
     sampler = Sampler(denoiser, grid, solver)
     counts = _spy_calls(sampler)
-    assert sampler.fused_loop() is not None
+    assert sampler.program().fused
     noise = per_sample_normal((5, 2), 3, dtype=torch.float64)
     fused = sampler(noise, seed=4)
-    assert counts == {"call": 0, "raw": 6} and sampler.last_nfe == 6  # the fused loop ran, one evaluation a step
+    assert counts == {"call": 0, "raw": 6} and sampler.last_nfe == 6  # the fused program ran, one evaluation a step
     reference = _unfused(sampler, noise, seed=4)
     assert counts["call"] == 6
     assert torch.isfinite(reference).all()
@@ -92,7 +94,7 @@ def test_fused_samples_equal_the_step_by_step_loop(solver, case):
     torch.testing.assert_close(sampler(noise, seed=4), reference, rtol=0, atol=0)
 
 
-def test_fused_float32_agrees_to_rounding_and_callbacks_use_the_full_loop():
+def test_fused_float32_agrees_to_rounding_and_callbacks_see_the_predictions():
     schedule = sa.schedules.linear()
     mlp = _Mlp().float()
     sampler = Sampler(NetworkDenoiser(mlp, schedule, prediction="velocity"),
@@ -101,29 +103,50 @@ def test_fused_float32_agrees_to_rounding_and_callbacks_use_the_full_loop():
     seen = []
     with_callback = sampler(noise, callback=seen.append)
     assert len(seen) == 8 and all(step.x0_hat.shape == (64, 2) for step in seen)
-    torch.testing.assert_close(sampler(noise), with_callback, rtol=1e-5, atol=1e-6)
+    assert torch.equal(sampler(noise), with_callback)  # a callback does not change which code runs
+    torch.testing.assert_close(_unfused(sampler, noise), with_callback, rtol=1e-5, atol=1e-6)
     assert sampler(noise).dtype == torch.float32
+    reference = list(Sampler(sampler.denoiser, sampler.grid, "euler").iterate(noise))
+    sampler.fuse = False
+    unfused = list(sampler.iterate(noise))
+    for seen_step, step in zip(seen, unfused):  # x0_hat formed from the fused program's registers
+        torch.testing.assert_close(seen_step.x0_hat, step.x0_hat, rtol=1e-5, atol=1e-6)
+    assert len(reference) == 8
 
 
-def test_solvers_that_are_not_affine_or_denoisers_without_a_raw_output_do_not_fuse():
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_every_solver_fuses_to_the_samples_of_its_unfused_program(solver):
+    """Multi-evaluation and multistep solvers fuse too: every evaluation becomes a raw call."""
+    schedule = sa.schedules.linear()
+    grid = TimeGrid.log_snr_uniform(schedule, 4, t_start=0.05, t_end=0.95)
+    sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, prediction="eps"), grid, solver)
+    counts = _spy_calls(sampler)
+    assert sampler.program().fused
+    noise = per_sample_normal((5, 2), 3, dtype=torch.float64)
+    fused = sampler(noise, seed=1)
+    assert counts == {"call": 0, "raw": sampler.nfe}
+    torch.testing.assert_close(fused, _unfused(sampler, noise, seed=1), rtol=1e-12, atol=1e-12)
+
+
+def test_denoisers_without_a_raw_output_do_not_fuse():
     schedule = sa.schedules.linear()
     grid = TimeGrid.uniform(schedule, 4, t_start=0.05, t_end=0.95)
-    network = NetworkDenoiser(_Mlp(), schedule, prediction="velocity")
-    for solver in ("heun", "midpoint", "dpmpp_2m", "dpmpp_3m"):
-        assert Sampler(network, grid, solver).fused_loop() is None
-    assert Sampler(GaussianDenoiser(schedule), grid, "euler").fused_loop() is None
+    assert not Sampler(GaussianDenoiser(schedule), grid, "euler").program().fused
     converted = Sampler(GaussianDenoiser(schedule), TimeGrid.uniform(sa.schedules.vp_cosine(), 4, t_start=0.9,
                                                                        t_end=0.1), "euler")
-    assert converted.prepared.affine_output(0) is None and converted.fused_loop() is None
+    assert converted.prepared.affine_output(0) is None and not converted.program().fused
 
 
-def test_undefined_coefficients_are_left_to_the_step_by_step_loop():
-    """eps -> x0 needs alpha > 0: at the linear schedule's noise end both paths raise the same error."""
+def test_undefined_coefficients_are_left_to_the_full_denoiser_call():
+    """eps -> x0 needs alpha > 0: at the linear schedule's noise end that evaluation is not fused, and
+    both programs raise the same error there."""
     schedule = sa.schedules.linear()
     sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, prediction="eps"), TimeGrid.uniform(schedule, 3), "ddim")
-    assert sampler.prepared.affine_output(0) is None and sampler.fused_loop() is None
-    with pytest.raises(NetworkOutputError, match="step 0"):
-        sampler(per_sample_normal((2, 2), 0, dtype=torch.float64))
+    assert sampler.prepared.affine_output(0) is None and sampler.program().fused  # steps 1, 2 are fused
+    for fuse in (True, False):
+        sampler.fuse = fuse
+        with pytest.raises(NetworkOutputError, match="step 0"):
+            sampler(per_sample_normal((2, 2), 0, dtype=torch.float64))
 
 
 def _nan_after(calls_before_nan: int, fill: float = float("nan")):
@@ -143,18 +166,18 @@ def test_a_bad_network_output_is_reported_with_its_step(solver, fill):
     grid = TimeGrid.from_times(schedule, [0.9, 0.7, 0.5, 0.3, 0.1])
     net, calls = _nan_after(2, fill)
     sampler = Sampler(NetworkDenoiser(net, schedule, "eps"), grid, solver)
-    assert sampler.fused_loop() is not None
+    assert sampler.program().fused
     with pytest.raises(NetworkOutputError, match=r"step 2 \(t = 0\.5\)"):
         sampler(torch.ones(2, 3, dtype=torch.float64), seed=0)
-    assert len(calls) == 4  # the fused loop ran to its end without a host sync, then raised
+    assert len(calls) == 4  # the fused program ran to its end without a host sync, then raised
 
 
-def test_eager_and_off_modes_in_the_fused_loop():
+def test_eager_and_off_modes_in_a_fused_program():
     schedule = sa.schedules.vp_linear()
     grid = TimeGrid.from_times(schedule, [0.9, 0.7, 0.5, 0.3, 0.1])
     net, calls = _nan_after(1)
     eager = Sampler(NetworkDenoiser(net, schedule, "eps", check_finite="eager"), grid, "euler")
-    assert eager.fused_loop() is not None
+    assert eager.program().fused
     with pytest.raises(NetworkOutputError, match=r"step 1 \(t = 0\.7\)"):
         eager(torch.ones(2, 3, dtype=torch.float64))
     assert len(calls) == 2  # raised at the bad step itself
@@ -185,7 +208,7 @@ def test_fused_inputs_are_never_modified_in_place(solver):
     # a network that returns its own input: the fused update must not write into it
     sampler = Sampler(NetworkDenoiser(lambda x, t: x, schedule, "x0"), TimeGrid.uniform(schedule, 4, t_start=0.1,
                                                                                        t_end=0.9), solver)
-    assert sampler.fused_loop() is not None
+    assert sampler.program().fused
     noise = per_sample_normal((3, 2), 0)
     draws = sampler.draws(noise, seed=0)
     kept = (noise.clone(), None if draws is None else draws.clone())
@@ -198,16 +221,16 @@ HOST_READS = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int_
 
 @pytest.mark.parametrize("solver", AFFINE)
 @pytest.mark.parametrize("converted", [False, True])
-def test_fused_loop_makes_no_host_sync_and_no_sympy_call(solver, converted, monkeypatch):
+def test_fused_program_makes_no_host_sync_and_no_sympy_call(solver, converted, monkeypatch):
     schedule = sa.schedules.linear()
     grid_schedule = sa.schedules.vp_cosine() if converted else schedule
     grid = TimeGrid.uniform(grid_schedule, 4, t_start=0.9 if converted else 0.05, t_end=0.1 if converted else 0.95)
     sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, prediction="velocity"), grid, solver)
-    loop = sampler.fused_loop()
-    assert loop is not None
+    program = sampler.program()
+    assert program.fused
     x = sampler.initial_state(per_sample_normal((3, 2), 0, dtype=torch.float64))
     draws = sampler.draws(x, seed=0)
-    loop.run(x, draws, {})  # warm-up: the wrapper casts its tables once per dtype and device
+    program.run(x, draws, sampler.prepared)  # warm-up: the wrapper casts its tables once per dtype and device
     sampler.prepared.finish()
     calls: list[str] = []
     for name in HOST_READS:
@@ -218,7 +241,7 @@ def test_fused_loop_makes_no_host_sync_and_no_sympy_call(solver, converted, monk
         original = getattr(sympy, name)
         monkeypatch.setattr(sympy, name, lambda *a, _n=name, _o=original, **k: calls.append(_n) or _o(*a, **k))
     with torch.no_grad():
-        loop.run(x, draws, {})
+        program.run(x, draws, sampler.prepared)
     monkeypatch.undo()
     assert calls == []
     sampler.prepared.finish()
@@ -233,7 +256,7 @@ def test_the_sync_spy_sees_an_eager_check():
     original = torch.Tensor.__bool__
     torch.Tensor.__bool__ = lambda self: reads.append(1) or original(self)
     try:
-        sampler.fused_loop().run(per_sample_normal((2, 2), 0, dtype=torch.float64), None, {})
+        sampler.program().run(per_sample_normal((2, 2), 0, dtype=torch.float64), None, sampler.prepared)
     finally:
         torch.Tensor.__bool__ = original
     assert len(reads) == 3
@@ -245,11 +268,11 @@ def test_export_of_a_fused_converted_sampler_is_bitwise_identical(tmp_path):
     schedule = sa.schedules.linear()
     sampler = Sampler(NetworkDenoiser(_Mlp().float(), schedule, prediction="velocity"),
                       TimeGrid.uniform(sa.schedules.brownian_bridge(), 5, t_end=0.9), "euler_maruyama")
-    assert sampler.fused_loop() is not None
+    assert sampler.program().fused
     noise = per_sample_normal((4, 2), 1)
     loaded = load_sampler(export_sampler(sampler, tmp_path / "s.pt", noise))
     x = sampler.initial_state(noise)
-    assert torch.equal(loaded(x, sampler.draws(x, seed=2)), sampler(noise, seed=2))
+    assert torch.equal(loaded.sample_from_state(x, sampler.draws(x, seed=2)), sampler(noise, seed=2))
 
 
 def test_fuse_sums_the_weights_of_both_affine_maps():
@@ -257,13 +280,14 @@ def test_fuse_sums_the_weights_of_both_affine_maps():
     schedule = sa.schedules.linear()
     grid = TimeGrid.uniform(schedule, 3, t_start=0.1, t_end=0.9)
     sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, prediction="eps"), grid, "euler")
-    loop = fuse(sampler.solver, sampler.plan, sampler.prepared)
-    for i, (a, b, c) in enumerate(loop.coefficients):
-        step = sampler.solver.affine(sampler.plan, i)
+    program = sampler.program()
+    h, d_alpha, d_sigma = grid.values("dt"), grid.values("d_alpha"), grid.values("d_sigma")
+    for i in range(grid.n_steps):
+        c_x, c_0, c_e = 1.0, h[i] * d_alpha[i], h[i] * d_sigma[i]  # Euler's weights on x, x0_hat, eps_hat
         x0_x, x0_p, eps_x, eps_p = sampler.prepared.affine_output(i)
-        assert a == pytest.approx(step.x + step.x0 * x0_x + step.eps * eps_x, rel=1e-15)
-        assert b == pytest.approx(step.x0 * x0_p + step.eps * eps_p, rel=1e-15)
-        assert c == 0.0
+        (a, _), (b, _) = program.code[i][-1][2]  # the step's one combination: A x + B F
+        assert a == pytest.approx(c_x + c_0 * x0_x + c_e * eps_x, rel=1e-15)
+        assert b == pytest.approx(c_0 * x0_p + c_e * eps_p, rel=1e-15)
 
 
 # ------------------------------------------------------------------ the deferred finite check
@@ -314,50 +338,25 @@ def test_deferred_guard_keeps_bounded_references():
     assert guard._kept == 0 and guard._records == []
 
 
-def test_every_declared_affine_step_matches_the_solvers_own_step():
-    """For each registered solver that declares ``affine``, the declared weights reproduce ``step``."""
-    from schedalg.sampling import SOLVERS
-    from schedalg.sampling._solver import combine
-
-    schedule = sa.schedules.linear()
-    grid = TimeGrid.uniform(schedule, 4, t_start=0.05, t_end=0.95)
-    declared = []
-    for name in sorted(SOLVERS):
-        sampler = Sampler(GaussianDenoiser(schedule, 0.3, 0.5), grid, name)
-        solver, plan = sampler.solver, sampler.plan
-        x = per_sample_normal((3, 2), 0, dtype=torch.float64)
-        noise = per_sample_normal((3, 2), 1, dtype=torch.float64)
-        for i in range(grid.n_steps):
-            step = solver.affine(plan, i)
-            if step is None:
-                continue
-            declared.append(name)
-            x0, eps = sampler.prepared(x, i)
-            expected, _, _ = solver.step(plan, i, x, sampler.prepared, solver.init_memory(), noise)
-            got = combine((step.x, x), (step.x0, x0), (step.eps, eps), (step.noise, noise))
-            torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-13)
-    assert set(AFFINE) <= set(declared)
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA for sync debug mode")
 @pytest.mark.parametrize("solver", AFFINE)
-def test_cuda_fused_loop_under_sync_debug_mode(solver):
+def test_cuda_fused_program_under_sync_debug_mode(solver):
     schedule = sa.schedules.linear()
     grid = TimeGrid.uniform(schedule, 4, t_start=0.05, t_end=0.95)
     sampler = Sampler(NetworkDenoiser(_Mlp().float().cuda(), schedule, prediction="velocity"), grid, solver)
     noise = per_sample_normal((8, 2), 0, device="cuda")
     draws = sampler.draws(noise, seed=0)
     expected = sampler(noise, draws=draws)  # warm-up: device copies of the wrapper's tables
-    loop = sampler.fused_loop()
+    program = sampler.program()
     x = sampler.initial_state(noise)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         with torch.no_grad():
-            out = loop.run(x, draws, {})
+            out = program.run(x, draws, sampler.prepared)
     finally:
         torch.cuda.set_sync_debug_mode("default")
     sampler.prepared.finish()
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
-    reference = list(sampler.iterate(noise, draws=draws))[-1].x_next
-    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
+    sampler.fuse = False
+    torch.testing.assert_close(out, sampler(noise, draws=draws), rtol=1e-5, atol=1e-5)

@@ -193,7 +193,7 @@ def test_lazy_sampler_bad_input():
     std = Standardization.given(mean, var.sqrt())
     noise = torch.zeros(2, 6, dtype=F64)
     with pytest.raises(SchedalgError, match="lazy ODE solver"):
-        lazy_ode_sample(den, noise, std, steps=2, solver="rk4")
+        lazy_ode_sample(den, noise, std, steps=2, solver="dpmpp_2m")  # not a tableau
     with pytest.raises(SchedalgError, match="exactly one of"):
         lazy_ode_sample(den, noise, std)
     with pytest.raises(LazyGridError, match="noise end"):

@@ -82,7 +82,7 @@ def test_counts_and_evaluation_nodes():
     torch.testing.assert_close(torch.tensor(nodes[:4], dtype=torch.float64),
                                torch.tensor([0.0, 0.075, 0.15, 0.225], dtype=torch.float64))
     plan = get_solver("rk4").plan(full)
-    assert plan.extra["stages"][0] == (0, 1, 1, 2) and len(plan.extra["stages"][-1]) == 3
+    assert plan.evaluation_indices(0) == (0, 1, 1, 2) and len(plan.evaluation_indices(3)) == 3
     assert plan.eval_grid.times[-1] == 1.0
 
 

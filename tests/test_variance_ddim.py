@@ -109,7 +109,7 @@ def test_two_step_update_is_exact_for_r_linear_in_l(name, variance):
     x = per_sample_normal((4, 3), 1, dtype=torch.float64)
     for i in range(1, grid.n_steps):
         history = (a + b * ell[i - 1],)
-        stepped, _, _ = solver.step(plan, i, x, denoise, history, None)
+        stepped = plan.step_from(i, x, history, denoise)
         torch.testing.assert_close(stepped, exact(x, i, i + 1), rtol=1e-10, atol=1e-10)
 
 
@@ -131,11 +131,11 @@ def test_declared_affine_step_matches_the_step():
     plan = solver.plan(grid)
     prepared = denoiser.prepare(plan.eval_grid.times)
     x = per_sample_normal((4, 3), 9, dtype=torch.float64)
+    assert "x" not in plan.coefficients  # the state's weight is 0: x_{i+1} = x0 x0_hat + eps eps_hat
     for i in range(grid.n_steps):
         x0, eps = prepared(x, i)
-        weights = solver.affine(plan, i)
-        affine = weights.x * x + weights.x0 * x0 + weights.eps * eps
-        stepped, _, _ = solver.step(plan, i, x, prepared, (), None)
+        affine = plan["x0"][i] * x0 + plan["eps"][i] * eps
+        stepped = plan.step_from(i, x, (), prepared)
         torch.testing.assert_close(stepped, affine, rtol=1e-12, atol=1e-12)
         x = stepped
 

@@ -27,8 +27,8 @@ from ._models import AugmentedEpsModel as AugmentedEpsModel
 from ._models import AugmentedGaussianModel as AugmentedGaussianModel
 from ._models import AugmentedMixtureModel as AugmentedMixtureModel
 from ._models import PreparedAugmented as PreparedAugmented
-from ._program import Program as Program
 from ._program import SubStep as SubStep
+from ._program import SubSteps as SubSteps
 from ._sampler import SOLVERS as SOLVERS
 from ._sampler import get_solver as get_solver
 from ._sampler import sample_augmented as sample_augmented
@@ -38,6 +38,8 @@ from ._solvers import AugmentedSolver as AugmentedSolver
 from ._solvers import Conjugate as Conjugate
 from ._solvers import Euler as Euler
 from ._solvers import Heun as Heun
+from ._solvers import SubStepSolver as SubStepSolver
+from ._solvers import TableauSolver as TableauSolver
 from ._splitting import ConjugateSplitting as ConjugateSplitting
 from ._splitting import NaiveSymplecticEuler as NaiveSymplecticEuler
 from ._splitting import NaiveVelocityVerlet as NaiveVelocityVerlet
@@ -51,7 +53,7 @@ from ._stochastic import StochasticSplitting as StochasticSplitting
 __all__ = ["apply_blocks", "CompiledLinearSDE", "ConjugateTransform", "lambda_identity", "lambda_ones",
            "equilibrium", "LinearSDEError", "SamplerError", "cld", "psld", "LinearSDE", "TimeChange",
            "AugmentedDenoiser", "AugmentedEpsModel", "AugmentedGaussianModel", "AugmentedMixtureModel",
-           "PreparedAugmented", "Program", "SubStep", "SOLVERS", "get_solver", "sample_augmented", "time_grid",
+           "PreparedAugmented", "SubSteps", "SubStep", "SubStepSolver", "TableauSolver", "SOLVERS", "get_solver", "sample_augmented", "time_grid",
            "RK4", "AugmentedSolver", "Conjugate", "Euler", "Heun", "ConjugateSplitting", "NaiveSymplecticEuler",
            "NaiveVelocityVerlet", "ReducedSymplecticEuler", "ReducedVelocityVerlet", "SymmetricSplitting",
            "OBA", "EulerMaruyama", "StochasticSplitting"]

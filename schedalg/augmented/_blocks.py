@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import torch
 
+from ..sampling import Blocks
+
 __all__ = ["apply_blocks", "per_block"]
 
 
 def apply_blocks(matrix: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """``(matrix (x) I) z`` for ``matrix`` ``(k, k)`` and ``z`` ``(B, k, ...)``."""
-    return torch.einsum("ij,bj...->bi...", matrix.to(z.dtype), z)
+    return Blocks(matrix.to(z.dtype))(z)
 
 
 def per_block(vector: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -16,9 +16,8 @@ import sympy as sp
 import torch
 
 from ..compile import compile_exprs
-from ..symbolic._symbols import t
+from ..symbolic import t
 from ._errors import LinearSDEError
-from ._linear_sde import LinearSDE, u
 from ._rk4 import integrate_from_zero
 
 __all__ = ["CompiledLinearSDE", "compile_sde"]
@@ -26,8 +25,9 @@ __all__ = ["CompiledLinearSDE", "compile_sde"]
 MatrixFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def compile_sde(sde: LinearSDE) -> "CompiledLinearSDE":
-    """Compile ``sde`` once (cached on the object)."""
+def compile_sde(sde) -> "CompiledLinearSDE":
+    """Compile ``sde`` (a :class:`LinearSDE`; this module does not import it: it is the one that imports
+    this) once, cached on the object."""
     cached = getattr(sde, "_compiled", None)
     if cached is None:
         cached = CompiledLinearSDE(sde)
@@ -58,7 +58,7 @@ class CompiledLinearSDE:
 
     numeric_steps = 2000
 
-    def __init__(self, sde: LinearSDE):
+    def __init__(self, sde):
         self.sde = sde
         self.k = sde.k
         self.T = float(sde.domain[1])
@@ -157,7 +157,7 @@ class CompiledLinearSDE:
         cache = self.__dict__.setdefault("_exp_cache", {})
         key = sp.srepr(X0)
         if key not in cache:
-            cache[key] = matrix_function(self.sde.autonomous_exp(X0), u, "expm")
+            cache[key] = matrix_function(self.sde.autonomous_exp(X0), self.sde.u, "expm")
         return cache[key]
 
     # ------------------------------------------------------------------ sampling the forward process

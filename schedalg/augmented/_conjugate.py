@@ -32,7 +32,7 @@ import sympy as sp
 import torch
 
 from .._budget import run_with_budget
-from ..symbolic._symbols import t
+from ..symbolic import t
 from ._compiled import matrix_function
 from ._errors import LinearSDEError
 from ._linear_sde import LinearSDE, u

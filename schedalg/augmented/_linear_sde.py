@@ -35,7 +35,8 @@ from typing import Any, Sequence
 import sympy as sp
 
 from .._budget import run_with_budget
-from ..symbolic._symbols import t
+from ..symbolic import t
+from ._compiled import CompiledLinearSDE, compile_sde
 from ._errors import LinearSDEError
 
 __all__ = ["LinearSDE", "TimeChange", "u"]
@@ -94,6 +95,9 @@ class LinearSDE:
     block_names:
         Names of the blocks, for messages (``("x", "m")`` for phase space).
     """
+
+    #: the elapsed-time symbol of :meth:`autonomous_exp`
+    u = u
 
     def __init__(
         self,
@@ -282,10 +286,8 @@ class LinearSDE:
         """``exp(u X0)`` for a constant ``k x k`` matrix ``X0`` (in the symbol :data:`u`)."""
         return _simplify((u * X0).exp())
 
-    def compile(self):
-        """The torch view (see :class:`schedalg.augmented.CompiledLinearSDE`)."""
-        from ._compiled import compile_sde
-
+    def compile(self) -> "CompiledLinearSDE":
+        """The torch view (see :class:`schedalg.augmented.CompiledLinearSDE`), made once."""
         return compile_sde(self)
 
     def __repr__(self) -> str:

@@ -1,4 +1,4 @@
-"""Samplers as programs of linear sub-steps, with all coefficients computed before the loop.
+"""Augmented samplers as sub-steps ``z <- K z + P eps + N xi``, written as programs of the shared interpreter.
 
 Every splitting, conjugate and Euler-type step in augmented space has the form
 
@@ -6,22 +6,22 @@ Every splitting, conjugate and Euler-type step in augmented space has the form
 
 where ``eps`` is either a fresh network evaluation at the current state (``evaluate``)
 or the latest one reused, ``xi ~ N(0, I)`` is fresh noise when ``N`` is present, and
-``K, P, N`` are ``k x k`` matrices per step (blockwise: ``(K (x) I) z``). A
-:class:`Program` holds the stacked matrices ``(n_steps, k, k)`` of each sub-step and the
-times of the network evaluations; :func:`run_program` is the loop. It does no SymPy
-work and no host-device synchronization.
+``K, P, N`` are ``k x k`` matrices per step acting on the block axis (``(K (x) I) z``).
+:class:`SubSteps` holds the stacked matrices ``(n_steps, k, k)`` of each sub-step and the
+times of the network evaluations; :meth:`SubSteps.program` writes them as a
+:class:`schedalg.sampling.Program` with :class:`schedalg.sampling.Blocks` weights, run by
+the same interpreter as every other sampler (no SymPy work, no host-device sync in the loop).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 
-from ._blocks import apply_blocks
+from ..sampling import Blocks, Program, ProgramBuilder
 
-__all__ = ["SubStep", "Program", "run_program"]
+__all__ = ["SubStep", "SubSteps"]
 
 
 @dataclass
@@ -35,34 +35,31 @@ class SubStep:
 
 
 @dataclass
-class Program:
+class SubSteps:
     """Sub-steps applied in order at every step, and ``eval_times`` ``(n_steps, evaluations)``."""
 
     substeps: list[SubStep]
     eval_times: torch.Tensor
-    extra: dict = field(default_factory=dict)
 
-
-def run_program(program: Program, z: torch.Tensor, eps_at: Callable[[torch.Tensor, int], torch.Tensor],
-                noise: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Apply ``program`` to ``z``; ``eps_at(z, j)`` evaluates the model at flat evaluation index ``j``."""
-    n_steps, per_step = program.eval_times.shape
-    dtype = z.dtype
-    subs = [SubStep(s.K.to(dtype=dtype, device=z.device),
-                    None if s.P is None else s.P.to(dtype=dtype, device=z.device),
-                    None if s.N is None else s.N.to(dtype=dtype, device=z.device), s.evaluate)
-            for s in program.substeps]
-    eps = torch.zeros_like(z)
-    for i in range(n_steps):
-        j = i * per_step
-        for sub in subs:
-            if sub.evaluate:
-                eps = eps_at(z, j)
-                j += 1
-            new = apply_blocks(sub.K[i], z)
-            if sub.P is not None:
-                new = new + apply_blocks(sub.P[i], eps)
-            if sub.N is not None:
-                new = new + apply_blocks(sub.N[i], noise(z))
-            z = new
-    return z
+    def program(self) -> Program:
+        """The program: per step, each sub-step as one combination (a fresh evaluation first where asked)."""
+        n_steps, per_step = self.eval_times.shape
+        noisy = sum(sub.N is not None for sub in self.substeps)
+        b = ProgramBuilder(n_steps, self.eval_times.reshape(-1), noise_draws=n_steps * noisy)
+        z, draw = b.state, 0
+        for i in range(n_steps):
+            j, eps, first = i * per_step, None, None
+            for sub in self.substeps:
+                if sub.evaluate:
+                    x0, eps = b.evaluate(z, j)
+                    first = x0 if first is None else first
+                    j += 1
+                terms = [(Blocks(sub.K[i]), z)]
+                if sub.P is not None:
+                    terms.append((Blocks(sub.P[i]), eps))
+                if sub.N is not None:
+                    terms.append((Blocks(sub.N[i]), b.noise(draw)))
+                    draw += 1
+                z = b.combine(*terms)
+            b.end_step(z, first)
+        return b.build()

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable
 
 import torch
 
+from ..sampling import SOLVERS as SHARED_SOLVERS
+from ..sampling import Tableau, per_sample_normal
 from ._errors import SamplerError
-from ._solvers import RK4, AugmentedSolver, Conjugate, Euler, Heun
+from ._solvers import AugmentedSolver, Conjugate, shared_tableau
 from ._splitting import (ConjugateSplitting, NaiveSymplecticEuler, NaiveVelocityVerlet, ReducedSymplecticEuler,
                          ReducedVelocityVerlet, SymmetricSplitting)
 from ._stochastic import OBA, EulerMaruyama, StochasticSplitting
 
 __all__ = ["SOLVERS", "get_solver", "sample_augmented", "time_grid"]
 
-#: Solver name -> constructor (keyword arguments such as ``B`` go to the constructor).
-SOLVERS: dict[str, Callable[..., AugmentedSolver]] = {
-    "euler": Euler,
-    "heun": Heun,
-    "rk4": RK4,
+#: The solvers of augmented space alone (the Runge-Kutta tableaux come from the shared registry).
+_OWN: dict[str, Callable[..., AugmentedSolver]] = {
     "exponential": lambda: Conjugate(0),
     "conjugate": Conjugate,
     "lambda_ddim": lambda lam=0.0: Conjugate(lam),
@@ -32,6 +32,29 @@ SOLVERS: dict[str, Callable[..., AugmentedSolver]] = {
     "stochastic_splitting": StochasticSplitting,
     "oba": OBA,
 }
+
+
+class _Solvers(Mapping):
+    """Solver name -> constructor: the augmented-space solvers and every tableau of
+    :data:`schedalg.sampling.SOLVERS` (``euler``, ``heun``, ``rk4``, ... with block-matrix weights)."""
+
+    def __getitem__(self, name: str) -> Callable[..., AugmentedSolver]:
+        if name in _OWN:
+            return _OWN[name]
+        if isinstance(getattr(SHARED_SOLVERS.get(name), "tableau", None), Tableau):
+            return lambda: shared_tableau(name)
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        shared = [n for n, cls in SHARED_SOLVERS.items() if isinstance(getattr(cls, "tableau", None), Tableau)]
+        return iter(list(_OWN) + [n for n in shared if n not in _OWN])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+#: Solver name -> constructor (keyword arguments such as ``B`` go to the constructor).
+SOLVERS: Mapping[str, Callable[..., AugmentedSolver]] = _Solvers()
 
 
 def get_solver(solver: str | AugmentedSolver, **options: Any) -> AugmentedSolver:
@@ -76,5 +99,16 @@ def sample_augmented(model, z: torch.Tensor, times: torch.Tensor, solver: str | 
     if z.dim() < 2 or z.shape[1] != sde.k:
         raise SamplerError(f"a state of shape (B, {sde.k}, ...)", f"shape {tuple(z.shape)}",
                            "stack the blocks on axis 1")
-    prepared = model.prepare(solver.eval_times(times).reshape(-1))
-    return solver.solve(sde, prepared, z, times, generator, seed)
+    program = solver.program(sde, times)
+    prepared = model.prepare(program.eval_times)
+    return program.on(z).run(z, _draws(z, program.noise_draws, generator, seed), prepared)
+
+
+def _draws(z: torch.Tensor, count: int, generator: torch.Generator | None, seed: int | None) -> torch.Tensor | None:
+    """The run's standard normals ``(count, *z.shape)``: per-sample seeded (independent of the batch) or from
+    ``generator``, drawn before the loop."""
+    if count == 0:
+        return None
+    if seed is not None:
+        return per_sample_normal(tuple(z.shape), seed, count=count, dtype=z.dtype, device=z.device)
+    return torch.randn((count,) + tuple(z.shape), generator=generator, dtype=z.dtype, device=z.device)

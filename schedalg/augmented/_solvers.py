@@ -20,16 +20,17 @@ from typing import Any
 
 import torch
 
-from ._blocks import apply_blocks
+from ..sampling import SOLVERS as SHARED_SOLVERS
+from ..sampling import Blocks, Program, ProgramBuilder, Tableau, write_tableau_step
 from ._conjugate import ConjugateTransform
 from ._linear_sde import LinearSDE
-from ._program import Program, SubStep, run_program
+from ._program import SubStep, SubSteps
 
-__all__ = ["AugmentedSolver", "ProgramSolver", "Euler", "Heun", "RK4", "Conjugate"]
+__all__ = ["AugmentedSolver", "SubStepSolver", "TableauSolver", "Euler", "Heun", "RK4", "Conjugate"]
 
 
 class AugmentedSolver:
-    """Base class: ``solve(prepare, z, times, generator) -> z`` and the declared cost/order."""
+    """Base class: ``program(sde, times)`` (a :class:`schedalg.sampling.Program`) and the declared cost/order."""
 
     name = "solver"
     nfe_per_step = 1
@@ -41,39 +42,22 @@ class AugmentedSolver:
         """``(n_steps, evaluations_per_step)`` times at which the model is evaluated."""
         return times[:-1, None]
 
-    def solve(self, sde: LinearSDE, prepared, z: torch.Tensor, times: torch.Tensor,
-              generator: torch.Generator | None = None, seed: int | None = None) -> torch.Tensor:
-        """Integrate ``z`` along ``times`` with the model ``prepared`` on :meth:`eval_times`."""
+    def program(self, sde: LinearSDE, times: torch.Tensor) -> Program:
+        """The program of this solver on ``times``, evaluating the model at :meth:`eval_times` (flattened)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(nfe_per_step={self.nfe_per_step}, order={self.order})"
 
 
-def _noise(z: torch.Tensor, draws: int, generator: torch.Generator | None, seed: int | None):
-    """Noise for the loop: from ``generator``, or per-sample seeded (independent of the batch size)."""
-    if seed is None:
-        def draw(zz: torch.Tensor) -> torch.Tensor:
-            return torch.randn(zz.shape, generator=generator, dtype=zz.dtype, device=zz.device)
+class SubStepSolver(AugmentedSolver):
+    """A solver whose step is a fixed list of linear sub-steps (:class:`SubSteps`)."""
 
-        return draw
-    from ..sampling import per_sample_normal
-
-    table = per_sample_normal(tuple(z.shape), seed, count=max(draws, 1), dtype=z.dtype, device=z.device)
-    counter = iter(range(draws))
-    return lambda zz: table[next(counter)]
-
-
-class ProgramSolver(AugmentedSolver):
-    """A solver whose step is a fixed :class:`Program` of linear sub-steps."""
-
-    def program(self, sde: LinearSDE, times: torch.Tensor) -> Program:
+    def substeps(self, sde: LinearSDE, times: torch.Tensor) -> SubSteps:
         raise NotImplementedError
 
-    def solve(self, sde, prepared, z, times, generator=None, seed=None):
-        program = self.program(sde, times)
-        draws = (len(times) - 1) * sum(sub.N is not None for sub in program.substeps)
-        return run_program(program, z, lambda zz, j: prepared(zz, j)[1], _noise(z, draws, generator, seed))
+    def program(self, sde, times):
+        return self.substeps(sde, times).program()
 
 
 def _eye(sde: LinearSDE) -> torch.Tensor:
@@ -84,19 +68,7 @@ def _steps(times: torch.Tensor) -> torch.Tensor:
     return (times[1:] - times[:-1])[:, None, None]
 
 
-class Euler(ProgramSolver):
-    """Euler on the augmented ODE: ``z <- (I + h F) z + h W eps`` (1 NFE, order 1)."""
-
-    name = "euler"
-
-    def program(self, sde, times):
-        c = sde.compile()
-        h, t0 = _steps(times), times[:-1]
-        return Program([SubStep(_eye(sde) + h * c.drift(t0), h * c.ode_weight(t0), evaluate=True)],
-                       self.eval_times(times))
-
-
-class Conjugate(ProgramSolver):
+class Conjugate(SubStepSolver):
     """Conjugate integrator with a chosen ``B`` (1 NFE, order 1); see :class:`ConjugateTransform`."""
 
     name = "conjugate"
@@ -107,59 +79,61 @@ class Conjugate(ProgramSolver):
     def transform(self, sde: LinearSDE) -> ConjugateTransform:
         return ConjugateTransform(sde, self.B)
 
-    def program(self, sde, times):
+    def substeps(self, sde, times):
         K, P = self.transform(sde).step_matrices(times)
-        return Program([SubStep(K, P, evaluate=True)], self.eval_times(times))
+        return SubSteps([SubStep(K, P, evaluate=True)], self.eval_times(times))
 
 
-class _RungeKutta(AugmentedSolver):
-    """Explicit Runge-Kutta on ``f(z, t) = F z + W eps_hat(z, t)`` with a Butcher tableau."""
+class TableauSolver(AugmentedSolver):
+    """An explicit Runge-Kutta method of the shared registry on ``dz/dt = F z + W eps_hat``.
 
-    a: list[list[float]] = []
-    b: list[float] = []
-    c: list[float] = []
+    The tableau (:class:`schedalg.sampling.Tableau`) is written with block-matrix weights: the
+    velocity at a stage time ``t`` is ``F(t) Z + W(t) eps_hat(Z)``
+    (:func:`schedalg.sampling.write_tableau_step`); stage ``j`` of step ``i`` is evaluation
+    ``i s + j`` at ``t_i + c_j h``.
+    """
 
-    @property
-    def evaluations_per_step(self) -> int:  # type: ignore[override]
-        return len(self.b)
+    def __init__(self, tableau: Tableau, name: str = "tableau", order: int | None = None):
+        self.tableau = tableau
+        self.name = name
+        self.order = tableau.order if order is None else order
+        self.nfe_per_step = self.evaluations_per_step = tableau.stages
 
     def eval_times(self, times):
         h = times[1:] - times[:-1]
-        return torch.stack([times[:-1] + ci * h for ci in self.c], dim=1)
+        return torch.stack([times[:-1] + float(c) * h for c in self.tableau.c], dim=1)
 
-    def solve(self, sde, prepared, z, times, generator=None, seed=None):
-        csde = sde.compile()
+    def program(self, sde, times):
         stage_times = self.eval_times(times)
-        F, W = csde.drift(stage_times), csde.ode_weight(stage_times)   # (n, s, k, k)
+        csde = sde.compile()
+        F, W = csde.drift(stage_times).flatten(0, 1), csde.ode_weight(stage_times).flatten(0, 1)  # (n s, k, k)
         h = (times[1:] - times[:-1]).tolist()
-        s = len(self.b)
-        F, W = F.to(z.dtype), W.to(z.dtype)
-        for i in range(stage_times.shape[0]):
-            slopes = []
-            for j in range(s):
-                zj = z
-                for m, coefficient in enumerate(self.a[j][:j]):
-                    if coefficient:
-                        zj = zj + (h[i] * coefficient) * slopes[m]
-                eps = prepared(zj, i * s + j)[1]
-                slopes.append(apply_blocks(F[i, j], zj) + apply_blocks(W[i, j], eps))
-            z = z + h[i] * sum(bj * kj for bj, kj in zip(self.b, slopes))
-        return z
+        s, n_steps = self.tableau.stages, stage_times.shape[0]
+        b = ProgramBuilder(n_steps, stage_times.reshape(-1))
+        z = b.state
+        for i in range(n_steps):
+            z, first = write_tableau_step(b, self.tableau, z, h[i], range(i * s, (i + 1) * s),
+                                          lambda k: (Blocks(F[k]), 0.0, Blocks(W[k])))
+            b.end_step(z, first)
+        return b.build()
 
 
-class Heun(_RungeKutta):
+def shared_tableau(name: str) -> TableauSolver:
+    """The augmented form of the registry's tableau solver ``name`` (``euler``, ``heun``, ``rk4``, ...)."""
+    cls = SHARED_SOLVERS[name]
+    return TableauSolver(cls.tableau, name, cls.order)
+
+
+def Euler() -> TableauSolver:  # noqa: N802 - the solver's name
+    """Euler on the augmented ODE: ``z <- z + h (F z + W eps)`` (1 NFE, order 1)."""
+    return shared_tableau("euler")
+
+
+def Heun() -> TableauSolver:  # noqa: N802
     """Heun's method (explicit trapezoid): 2 NFE per step, order 2."""
-
-    name, nfe_per_step, order = "heun", 2, 2
-    a = [[], [1.0]]
-    b = [0.5, 0.5]
-    c = [0.0, 1.0]
+    return shared_tableau("heun")
 
 
-class RK4(_RungeKutta):
+def RK4() -> TableauSolver:  # noqa: N802
     """Classical fourth-order Runge-Kutta: 4 NFE per step, order 4 (reference solves)."""
-
-    name, nfe_per_step, order = "rk4", 4, 4
-    a = [[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]]
-    b = [1 / 6, 1 / 3, 1 / 3, 1 / 6]
-    c = [0.0, 0.5, 0.5, 1.0]
+    return shared_tableau("rk4")

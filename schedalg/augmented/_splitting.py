@@ -30,8 +30,8 @@ from ._conjugate import ConjugateTransform
 from ._equilibrium import equilibrium
 from ._errors import SamplerError
 from ._linear_sde import LinearSDE
-from ._program import Program, SubStep
-from ._solvers import ProgramSolver, _eye, _steps
+from ._program import SubStep, SubSteps
+from ._solvers import SubStepSolver, _eye, _steps
 
 __all__ = ["SymmetricSplitting", "NaiveSymplecticEuler", "ReducedSymplecticEuler", "NaiveVelocityVerlet",
            "ReducedVelocityVerlet", "ConjugateSplitting", "projectors"]
@@ -50,7 +50,7 @@ def _mid(times: torch.Tensor) -> torch.Tensor:
     return (times[:-1] + times[1:]) / 2
 
 
-class SymmetricSplitting(ProgramSolver):
+class SymmetricSplitting(SubStepSolver):
     """Exact linear half step, Euler remainder at the midpoint, exact linear half step (1 NFE)."""
 
     name = "symmetric_splitting"
@@ -58,16 +58,16 @@ class SymmetricSplitting(ProgramSolver):
     def eval_times(self, times):
         return _mid(times)[:, None]
 
-    def program(self, sde, times):
+    def substeps(self, sde, times):
         eq, c = equilibrium(sde), sde.compile()
         t0, tm, t1, h = times[:-1], _mid(times), times[1:], _steps(times)
         first, second = eq.ode_flow(t0, tm), eq.ode_flow(tm, t1)
         K_rem = _eye(sde) - h / 2 * c.ggt(tm) @ eq.S_inv
-        return Program([SubStep(first), SubStep(second @ K_rem, second @ (h * c.ode_weight(tm)), evaluate=True)],
+        return SubSteps([SubStep(first), SubStep(second @ K_rem, second @ (h * c.ode_weight(tm)), evaluate=True)],
                        self.eval_times(times))
 
 
-class _ComponentSplit(ProgramSolver):
+class _ComponentSplit(SubStepSolver):
     """Sequential Euler updates of one block at a time: ``(projector, fraction of h, time)``."""
 
     stages: list[tuple[str, float, str]] = []   # (block, fraction of h, 't0' | 'mid' | 't1')
@@ -84,7 +84,7 @@ class _ComponentSplit(ProgramSolver):
         stages = self.stages if self.naive else self.stages[:1]
         return torch.stack([self._time(times, w) for _, _, w in stages], dim=1)
 
-    def program(self, sde, times):
+    def substeps(self, sde, times):
         Px, Pm = projectors(sde)
         c, h = sde.compile(), _steps(times)
         subs = []
@@ -93,7 +93,7 @@ class _ComponentSplit(ProgramSolver):
             tt = self._time(times, where)
             subs.append(SubStep(_eye(sde) + fraction * h * proj @ c.drift(tt), fraction * h * proj @ c.ode_weight(tt),
                                 evaluate=self.naive or j == 0))
-        return Program(subs, self.eval_times(times))
+        return SubSteps(subs, self.eval_times(times))
 
 
 class NaiveSymplecticEuler(_ComponentSplit):
@@ -124,7 +124,7 @@ class ReducedVelocityVerlet(_ComponentSplit):
     stages = [("m", 0.5, "t0"), ("x", 1.0, "mid"), ("m", 0.5, "t1")]
 
 
-class ConjugateSplitting(ProgramSolver):
+class ConjugateSplitting(SubStepSolver):
     """Symmetric splitting whose remainder step is a conjugate step (the hybrid; 1 NFE, order 1).
 
     Exact equilibrium-linear half step; at ``t_mid`` one evaluation; the remainder
@@ -142,7 +142,7 @@ class ConjugateSplitting(ProgramSolver):
     def eval_times(self, times):
         return _mid(times)[:, None]
 
-    def program(self, sde, times):
+    def substeps(self, sde, times):
         eq = equilibrium(sde)
         tc = sde.time_change
         remainder_linear = -tc.rate * tc.Q0 * sde.stationary_covariance.inv() / 2
@@ -151,4 +151,4 @@ class ConjugateSplitting(ProgramSolver):
         t0, tm, t1 = times[:-1], _mid(times), times[1:]
         K, P = ct.step_matrices(times)
         first, second = eq.ode_flow(t0, tm), eq.ode_flow(tm, t1)
-        return Program([SubStep(first), SubStep(second @ K, second @ P, evaluate=True)], self.eval_times(times))
+        return SubSteps([SubStep(first), SubStep(second @ K, second @ P, evaluate=True)], self.eval_times(times))

@@ -14,25 +14,25 @@ from __future__ import annotations
 import torch
 
 from ._equilibrium import equilibrium
-from ._program import Program, SubStep
-from ._solvers import ProgramSolver, _eye, _steps
+from ._program import SubStep, SubSteps
+from ._solvers import SubStepSolver, _eye, _steps
 from ._splitting import _mid, projectors
 
 __all__ = ["EulerMaruyama", "StochasticSplitting", "OBA"]
 
 
-class EulerMaruyama(ProgramSolver):
+class EulerMaruyama(SubStepSolver):
     """Euler-Maruyama on the reverse SDE (1 NFE, weak order 1)."""
 
     name, stochastic = "euler_maruyama", True
 
-    def program(self, sde, times):
+    def substeps(self, sde, times):
         c, h, t0 = sde.compile(), _steps(times), times[:-1]
-        return Program([SubStep(_eye(sde) + h * c.drift(t0), 2 * h * c.ode_weight(t0),
+        return SubSteps([SubStep(_eye(sde) + h * c.drift(t0), 2 * h * c.ode_weight(t0),
                                 torch.sqrt(-h) * c.diffusion(t0), evaluate=True)], self.eval_times(times))
 
 
-class StochasticSplitting(ProgramSolver):
+class StochasticSplitting(SubStepSolver):
     """``O(h/2) B(h) O(h/2)`` with exact OU parts (1 NFE, weak order 1)."""
 
     name, stochastic = "stochastic_splitting", True
@@ -40,17 +40,17 @@ class StochasticSplitting(ProgramSolver):
     def eval_times(self, times):
         return _mid(times)[:, None]
 
-    def program(self, sde, times):
+    def substeps(self, sde, times):
         eq, c = equilibrium(sde), sde.compile()
         t0, tm, t1, h = times[:-1], _mid(times), times[1:], _steps(times)
         E1, N1 = eq.ou(t0, tm)
         E2, N2 = eq.ou(tm, t1)
         K_kick = _eye(sde) - h * c.ggt(tm) @ eq.S_inv
-        return Program([SubStep(E1, N=N1), SubStep(K_kick, 2 * h * c.ode_weight(tm), evaluate=True),
+        return SubSteps([SubStep(E1, N=N1), SubStep(K_kick, 2 * h * c.ode_weight(tm), evaluate=True),
                         SubStep(E2, N=N2)], self.eval_times(times))
 
 
-class OBA(ProgramSolver):
+class OBA(SubStepSolver):
     """Exact OU step, remainder kick on ``m`` then on ``x`` with one evaluation (1 NFE, weak order 1)."""
 
     name, stochastic = "oba", True
@@ -58,13 +58,13 @@ class OBA(ProgramSolver):
     def eval_times(self, times):
         return times[1:, None]
 
-    def program(self, sde, times):
+    def substeps(self, sde, times):
         Px, Pm = projectors(sde)
         eq, c = equilibrium(sde), sde.compile()
         t0, t1, h = times[:-1], times[1:], _steps(times)
         E, N = eq.ou(t0, t1)
         drift = c.ggt(t1) @ eq.S_inv
         weight = 2 * h * c.ode_weight(t1)
-        return Program([SubStep(E, N=N),
+        return SubSteps([SubStep(E, N=N),
                         SubStep(_eye(sde) - h * Pm @ drift, Pm @ weight, evaluate=True),
                         SubStep(_eye(sde) - h * Px @ drift, Px @ weight)], self.eval_times(times))

@@ -257,9 +257,7 @@ def _make_class() -> type:
             self._planned = planned
             self._calls = 0
             self._step = 0
-            self._x: torch.Tensor | None = None
-            self._memory: tuple = ()
-            self._noise: torch.Tensor | None = None
+            self._registers: list | None = None
             self._returned: torch.Tensor | None = None
 
         #: The pipeline's first latents are the first network input, drawn at unit scale (diffusers'
@@ -275,22 +273,18 @@ def _make_class() -> type:
             return self._begin_index
 
         def set_begin_index(self, begin_index: int = 0) -> None:
-            """Start at evaluation ``begin_index`` (img2img); it must open a solver step.
-
-            A multistep solver starts there with an empty history (its lower orders first)."""
+            """Start at evaluation ``begin_index`` (img2img): it must open a solver step that reads
+            nothing from earlier steps (one-step solvers; a multistep solver's history would be missing)."""
             if self._planned is None:
                 raise SchedulerError("set_timesteps(...) before set_begin_index", "no timesteps", None)
-            sampler = self._planned[0]
-            per_step = sampler.nfe // sampler.grid.n_steps if sampler.nfe % sampler.grid.n_steps == 0 else None
-            if begin_index == 0:
-                step = 0
-            elif per_step is not None and begin_index % per_step == 0:
-                step = begin_index // per_step
-            else:
-                raise SchedulerError("a begin index at the start of a solver step",
-                                     f"begin_index={begin_index} with {sampler.solver.name!r} "
-                                     f"({sampler.nfe} evaluations on {sampler.grid.n_steps} steps)",
-                                     "use a solver with the same number of evaluations on every step for img2img")
+            program = self._planned[0].plan
+            starts = [sum(program.evaluations[:i]) for i in range(program.n_steps)]
+            if begin_index not in starts or program.memory(starts.index(begin_index)):
+                raise SchedulerError("a begin index at the start of a solver step that needs no earlier memory",
+                                     f"begin_index={begin_index} with {self._planned[0].solver.name!r} (steps "
+                                     f"start at evaluations {starts[:6]}...)",
+                                     "use a one-step solver (euler, heun, ...) for img2img, or begin at 0")
+            step = starts.index(begin_index)
             self._begin_index = begin_index
             self._calls, self._step = begin_index, step
 
@@ -330,55 +324,47 @@ def _make_class() -> type:
             if self._calls >= len(self.timesteps):
                 raise SchedulerError(f"at most {len(self.timesteps)} step calls after set_timesteps",
                                      f"call {self._calls + 1}", "call set_timesteps again for a new generation")
+            program = sampler.program()
             compute = torch.float32 if sample.dtype in (torch.float16, torch.bfloat16) else sample.dtype
-            if self._x is None or (relay.cursor == 0 and sample is not self._returned):
-                self._x = self._state_from_input(sampler, sample.to(compute))
-                if self._x is not None and self._calls == (self._begin_index or 0):
-                    self._memory = sampler.solver.init_memory()
-            if relay.cursor == 0 and self._noise is None and sampler.plan.noise_draws:
-                self._noise = torch.randn(sample.shape, generator=generator, dtype=compute,
-                                          device=generator.device if generator is not None else sample.device
-                                          ).to(sample.device)
+            if self._registers is None:  # the first call: the pipeline's latents are the first network input
+                x = self._state_from_input(sampler, sample.to(compute))
+                draws = None
+                if program.noise_draws:  # all draws at once, as Sampler.draws(x, generator=...)
+                    draws = (sampler.draws(x, generator=generator) if generator is not None
+                             else torch.randn((program.noise_draws,) + tuple(x.shape), dtype=x.dtype, device=x.device))
+                self._registers = program.start(x, draws)
+                self._registers[program.ends[self._step][0]] = x  # a later first step (set_begin_index)
+            elif relay.cursor == 0 and sample is not self._returned:  # latents changed between steps (inpainting)
+                self._registers[program.ends[self._step][0]] = self._state_from_input(sampler, sample.to(compute))
             relay.outputs.append(model_output.to(compute))
             self._calls += 1
-            prev = self._advance(sampler, relay)
+            prev = self._advance(sampler, program, relay)
             self._returned = prev = prev.to(sample.dtype)
             if not return_dict:
                 return (prev,)
             return SchedulerOutput(prev_sample=prev)
 
         def _state_from_input(self, sampler: Sampler, network_input: torch.Tensor) -> torch.Tensor:
+            """The solver state whose network input (``c_in x``) at the current step's first evaluation is given."""
             c_in = sampler.prepared.tables.get("c_in")
-            k = self._eval_index(sampler)
+            k = sampler.plan.evaluation_indices(self._step)[0]
             return network_input if c_in is None else network_input / float(c_in[k])
 
-        def _eval_index(self, sampler: Sampler) -> int:
-            """Index in the evaluation grid of the first evaluation of the current solver step."""
-            eval_times = sampler.plan.eval_grid.times
-            t = sampler.grid.times[self._step]
-            return int(torch.argmin((eval_times - t).abs()))
-
-        def _advance(self, sampler: Sampler, relay: _Relay) -> torch.Tensor:
-            """Replay the current solver step with the outputs so far; complete it if it needs no more."""
+        def _advance(self, sampler: Sampler, program: Any, relay: _Relay) -> torch.Tensor:
+            """Replay the current solver step with the outputs so far; go on while steps complete."""
             while True:
                 relay.cursor = 0
+                registers = list(self._registers)  # registers are written once: a shallow copy replays
                 try:
-                    x_next, _, memory = sampler.solver.step(sampler.plan, self._step, self._x, sampler.prepared,
-                                                            self._memory, self._noise)
+                    program.run_step(self._step, registers, sampler.prepared, {})
                 except _NeedEvaluation as need:
-                    relay.cursor = len(relay.outputs)
                     return need.network_input
-                self._step += 1
-                self._x, self._memory, self._noise = x_next, memory, None
+                program.end_step(self._step, registers)
+                x_next = registers[program.ends[self._step][1]]
+                self._registers, self._step = registers, self._step + 1
                 relay.outputs, relay.cursor = [], 0
-                if self._step == sampler.grid.n_steps:
+                if self._step == program.n_steps:
                     return x_next
-                if sampler.plan.noise_draws:  # the next step's draw comes with the next call's generator
-                    return self._next_input(sampler, x_next)
-
-        def _next_input(self, sampler: Sampler, x: torch.Tensor) -> torch.Tensor:
-            c_in = sampler.prepared.tables.get("c_in")
-            return x if c_in is None else x * float(c_in[self._eval_index(sampler)])
 
     return SchedalgScheduler
 

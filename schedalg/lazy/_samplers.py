@@ -5,13 +5,15 @@ Damsholt, Frellsen & Ditlevsen 2026 (arXiv 2602.03789); MATH.md section 2.
 **Lazy ODE.** In the ODE family ``y = sin(u) x' + cos(u) eps`` (``u`` the angle, per
 channel) the probability-flow ODE is ``dy/du = A'(u) x0' + S'(u) eps'`` with
 ``A' = cos u`` and ``S' = -sin u`` (derived, compiled). For standardized Gaussian data
-the right side is identically zero, so Euler, Heun and midpoint steps are all exact;
-on other data the right side is only the non-Gaussian part of the model. Solvers:
-
-* ``euler``:    ``y += h f(y, u_i)``                                     (1 evaluation / step)
-* ``heun``:     ``y_p = y + h f_i``, ``y += h (f_i + f(y_p, u_{i+1})) / 2``  (2 / step; the last
-  step, onto the data end where sigma = 0, is an Euler step)
-* ``midpoint``: ``y_m = y + h/2 f_i``, ``y += h f(y_m, u_i + h/2)``           (2 / step)
+the right side is identically zero, so every Runge-Kutta step is exact;
+on other data the right side is only the non-Gaussian part of the model. Solvers: the
+tableau solvers of :data:`schedalg.sampling.SOLVERS` (``euler``, ``heun``, ``midpoint``,
+``heun3``, ``rk3``, ``rk4``, ``rk4_38`` and any registered :class:`~schedalg.sampling.Tableau`),
+written as programs with per-channel weights ``h A_jl A'(u_l)``, ``h A_jl S'(u_l)``
+(:func:`schedalg.sampling.write_tableau_step`, ``h = u_{i+1} - u_i`` per channel) and run by
+the same interpreter as every sampler. The network is evaluated on the grid with each step's
+interior nodes inserted. Heun's last step, onto the data end (where an x0-prediction
+network's eps is 0/0), is an Euler step, as in Karras et al. 2022 (Alg. 1).
 
 **Lazy SDE.** In the point-mass family ``y = a x' + sqrt(a (1 - a)) eps`` the optimal
 SDE (``e* = a'/2``) has drift ``(x0' - y) / (1 - a)`` and noise ``dW`` per unit ``a``;
@@ -28,33 +30,61 @@ return samples in data coordinates (``mean + std y``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
 
 from ..errors import SchedalgError
-from ..models._contract import Denoiser
+from ..models import Denoiser
+from ..sampling import SOLVERS, ProgramBuilder, Tableau, tableau_nodes, write_tableau_step
 from ._standardize import Standardization
 from ._view import LazyDenoiser, PreparedLazy
 
 __all__ = ["LAZY_ODE_SOLVERS", "lazy_ode_sample", "point_mass_sample", "lazy_nfe", "integrate_lazy_ode",
            "integrate_point_mass"]
 
-#: Solver name -> network evaluations per step of the lazy ODE.
-LAZY_ODE_SOLVERS = {"euler": 1, "heun": 2, "midpoint": 2}
+
+class _TableauSolvers(Mapping):
+    """Solver name -> network evaluations per step, for the tableau solvers of the registry (live view)."""
+
+    def __getitem__(self, name: str) -> int:
+        tableau = getattr(SOLVERS.get(name), "tableau", None)
+        if not isinstance(tableau, Tableau):
+            raise KeyError(name)
+        return tableau.stages
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, cls in SOLVERS.items() if isinstance(getattr(cls, "tableau", None), Tableau))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+#: Solver name -> network evaluations per step of the lazy ODE (the registry's tableau solvers).
+LAZY_ODE_SOLVERS: Mapping[str, int] = _TableauSolvers()
 
 
 def lazy_nfe(solver: str, steps: int) -> int:
-    """Network evaluations of ``steps`` steps of a lazy ODE ``solver`` (Heun's last step, onto
-    the data end, is an Euler step: one evaluation fewer)."""
-    _check_solver(solver)
-    return LAZY_ODE_SOLVERS[solver] * steps - (1 if solver == "heun" else 0)
+    """Network evaluations of ``steps`` steps of a lazy ODE ``solver`` (Heun's last step is Euler)."""
+    return sum(tableau.stages for tableau in _step_tableaus(solver, steps))
 
 
-def _check_solver(solver: str) -> None:
+def _step_tableaus(solver: str, steps: int) -> list[Tableau]:
+    """The tableau of each step: Heun's last step, onto the data end where sigma = 0 and an
+    x0-prediction network's eps (so its velocity) is 0/0, is an Euler step (it has no interior
+    nodes, so the evaluation grid is the same)."""
+    tableau = _tableau(solver)
+    if solver == "heun" and steps >= 1:
+        return [tableau] * (steps - 1) + [_tableau("euler")]
+    return [tableau] * steps
+
+
+def _tableau(solver: str) -> Tableau:
     if solver not in LAZY_ODE_SOLVERS:
-        raise SchedalgError(f"a lazy ODE solver among {sorted(LAZY_ODE_SOLVERS)}", repr(solver),
-                            "pick one of the listed names")
+        raise SchedalgError(f"a lazy ODE solver among {sorted(LAZY_ODE_SOLVERS)} (the registry's tableaux)",
+                            repr(solver), "pick one of the listed names")
+    return SOLVERS[solver].tableau
 
 
 def _grid_of(lazy: LazyDenoiser, steps: int | None, grid: Any) -> torch.Tensor:
@@ -73,36 +103,28 @@ def _check_sample_shape(standardization: Standardization, x: torch.Tensor) -> No
 def integrate_lazy_ode(prepared: PreparedLazy, y: torch.Tensor, solver: str, **cond: Any) -> torch.Tensor:
     """The lazy ODE loop from ``y`` (the state at the grid's first point) to its last point.
 
-    Uses only the coefficient tables of ``prepared`` (made before the loop): no SymPy,
-    no host-device synchronization. For ``"midpoint"`` the grid interleaves step ends and
-    midpoints (``u_0, m_0, u_1, ..., u_N``).
+    ``prepared`` is on the evaluation grid: the step ends with each step's interior nodes of the
+    ``solver``'s tableau inserted (for ``"midpoint"``: ``u_0, m_0, u_1, ..., u_N``). Uses only
+    the coefficient tables of ``prepared`` (made before the loop): no SymPy, no host-device
+    synchronization.
     """
-    _check_solver(solver)
+    tableau = _tableau(solver)
     table = prepared.tables(y)
     u, d_alpha, d_sigma = table["u"], table["d_alpha"], table["d_sigma"]
-    h = [u[i + 1] - u[i] for i in range(len(u) - 1)]
-
-    def velocity(state: torch.Tensor, i: int) -> torch.Tensor:
-        x0, eps = prepared(state, i, **cond)
-        return d_alpha[i] * x0 + d_sigma[i] * eps
-
-    if solver == "euler":
-        for i in range(len(h)):
-            y = y + h[i] * velocity(y, i)
-    elif solver == "heun":
-        for i in range(len(h)):
-            f = velocity(y, i)
-            if i == len(h) - 1:
-                # the grid ends at the data end (u = pi/2, sigma = 0), where an x0-prediction
-                # network's eps (and its velocity) is 0/0: the last step is an Euler step, as in
-                # Karras et al. 2022 (Alg. 1) when the last noise level is 0
-                y = y + h[i] * f
-            else:
-                y = y + h[i] / 2 * (f + velocity(y + h[i] * f, i + 1))
-    else:
-        for i in range(0, len(h), 2):
-            y = y + (h[i] + h[i + 1]) * velocity(y + h[i] * velocity(y, i), i + 1)
-    return y
+    per_step = len(tableau.interior()) + 1
+    if (len(u) - 1) % per_step:
+        raise SchedalgError(f"a grid of steps x {per_step} + 1 points for {solver!r} (interior nodes inserted)",
+                            f"{len(u)} points", "build it with lazy_ode_sample, or insert the tableau's nodes")
+    steps = (len(u) - 1) // per_step
+    tableaus = _step_tableaus(solver, steps)
+    _, stages = tableau_nodes([float(i) for i in range(steps + 1)], tableaus)
+    b = ProgramBuilder(steps, prepared.times)
+    x = b.state
+    for i in range(steps):
+        h = u[(i + 1) * per_step] - u[i * per_step]
+        x, x0 = write_tableau_step(b, tableaus[i], x, h, stages[i], lambda k: (0.0, d_alpha[k], d_sigma[k]))
+        b.end_step(x, x0)
+    return b.build().run(y, None, prepared, cond)
 
 
 def integrate_point_mass(prepared: PreparedLazy, noise: torch.Tensor, **cond: Any) -> torch.Tensor:
@@ -130,14 +152,14 @@ def lazy_ode_sample(denoiser: Denoiser, noise: torch.Tensor, standardization: St
     end (for schedules with ``sigma = 1`` there). ``steps`` gives a uniform grid in the
     angle; ``grid`` any increasing angles from 0 to pi/2. Returns data-coordinate samples.
     """
-    _check_solver(solver)
+    tableau = _tableau(solver)
     _check_sample_shape(standardization, noise)
     lazy = LazyDenoiser(denoiser, standardization, "ode")
     values = _grid_of(lazy, steps, grid)
-    if solver == "midpoint":
-        mids = (values[:-1] + values[1:]) / 2
-        values = torch.stack([values[:-1], mids], dim=1).reshape(-1)
-        values = torch.cat([values, values.new_tensor([lazy.free_range[1]])])
+    if tableau.interior():
+        joined, _ = tableau_nodes(values.tolist(), [tableau] * (values.numel() - 1))
+        values = torch.tensor(joined, dtype=torch.float64)
+        values[-1] = lazy.free_range[1]
     y = integrate_lazy_ode(lazy.prepare(values), noise, solver, **cond)
     return standardization.invert(y)
 

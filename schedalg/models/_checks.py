@@ -8,10 +8,11 @@ Finiteness needs the values: reading a device flag back on the host (``bool(t)``
 * ``"deferred"`` (the default): no sync and at most one reduction kernel per call. A
   small CPU output (at most :attr:`FiniteGuard.KEEP_NUMEL` entries, while the outputs kept
   hold at most :attr:`FiniteGuard.KEEP_BUDGET` entries in all) is kept by reference, at
-  no cost per call; any other output is reduced to ``sum(output)`` in float64 on its
-  device (one kernel). NaN and inf propagate through a sum (``inf - inf`` is NaN), so a
-  sum is non-finite exactly when its output had a non-finite value (a float64 sum of
-  finite network outputs cannot overflow in practice). :meth:`FiniteGuard.raise_if_bad`
+  no cost per call; any other output is reduced to a float64 sum on its device (sums
+  of blocks of 1024 entries in the output's dtype, then of those: one read of the output and
+  no full-size float64 copy, see :func:`_total`). NaN and inf propagate through a sum
+  (``inf - inf`` is NaN), so a sum is non-finite exactly when its output had a non-finite
+  value (block sums of finite network outputs do not overflow in practice). :meth:`FiniteGuard.raise_if_bad`
   checks what was kept with a few batched operations and one host read per group, after
   the loop, and raises naming the first bad step and its time. A denoiser called many
   times without :meth:`~FiniteGuard.raise_if_bad` keeps bounded memory: past
@@ -86,6 +87,25 @@ def check_output(out: torch.Tensor, shape: Sequence[int], dtype: torch.dtype, st
                                  "strict_dtype=False to accept the cast", step=step, time=time)
 
 
+#: block length of the deferred check's partial sums
+_BLOCK = 1024
+#: reduced-precision outputs are summed in float32 (converted in the kernel)
+_SUM_DTYPES = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
+
+
+def _total(out: torch.Tensor, size: Any) -> torch.Tensor:
+    """A float64 scalar that is non-finite exactly when ``out`` has a NaN or inf entry (in practice).
+
+    Sums of blocks of :data:`_BLOCK` entries in the output's dtype (float32 for half types: one
+    read, no full-size copy), then a float64 sum of the few block sums; a block sum overflows
+    only for entries of order ``1e35`` (float32). Sizes that are not a multiple of the block
+    (or symbolic while tracing) are summed in float64 at once.
+    """
+    if type(size) is int and size % _BLOCK == 0 and out.is_contiguous():
+        return out.view(-1, _BLOCK).sum(1, dtype=_SUM_DTYPES.get(out.dtype)).sum(dtype=torch.float64)
+    return out.sum(dtype=torch.float64)
+
+
 class FiniteGuard:
     """Watches network outputs for NaN/inf without host syncs (see the module docstring).
 
@@ -125,7 +145,7 @@ class FiniteGuard:
             self._kept += size
             records.append((step, out, True))
         else:
-            records.append((step, out.sum(dtype=torch.float64), False))
+            records.append((step, _total(out, size), False))
         if len(records) >= self.FOLD_AT:
             self._fold()
 

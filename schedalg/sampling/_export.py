@@ -1,8 +1,8 @@
 """Export a planned sampler as a file that loads with torch alone and runs no code from the file.
 
-:class:`SamplerModule` is a ``torch.nn.Module`` whose ``forward(x, draws=None, cond=None)``
-runs the same loop as :class:`Sampler` (:func:`run_loop`, or the same fused loop: the same
-tensor operations, the plan's coefficients as constants) from an initial state ``x``.
+:meth:`Sampler.module` is a ``torch.nn.Module`` whose ``forward(x, draws=None, cond=None)``
+executes the same program as :class:`Sampler` (:meth:`Program.run`, fused as the sampler's:
+the same tensor operations, the program's weights as constants) from an initial state ``x``.
 :func:`export_sampler` traces it with ``torch.export`` (steps unrolled into one ATen graph;
 network weights and prepared tables become the program's tensors), writes the graph as
 versioned JSON and the tensors as safetensors, with a SHA-256 digest over both, through
@@ -25,65 +25,10 @@ import torch
 
 from . import _standalone
 from ._errors import ExportError
-from ._fused import fuse
 from ._noise import STREAM_STEPS
-from ._sampler import Sampler, run_loop
+from ._sampler import Sampler
 
-__all__ = ["SamplerModule", "export_sampler", "load_sampler", "program_payload"]
-
-
-def _networks(obj: Any, depth: int = 0, seen: set[int] | None = None) -> list[torch.nn.Module]:
-    """The ``nn.Module`` objects reachable from a prepared denoiser's attributes (a few levels)."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen or depth > 4:
-        return []
-    seen.add(id(obj))
-    if isinstance(obj, torch.nn.Module):
-        return [obj]
-    found: list[torch.nn.Module] = []
-    children = obj.values() if isinstance(obj, dict) else (obj if isinstance(obj, (list, tuple)) else
-                                                              getattr(obj, "__dict__", {}).values())
-    for child in children:
-        if isinstance(child, (torch.Tensor, str, bytes, int, float)):
-            continue
-        found.extend(_networks(child, depth + 1, seen))
-    return found
-
-
-class SamplerModule(torch.nn.Module):
-    """The sampling loop of a :class:`Sampler` as an ``nn.Module`` (for export and ``torch.compile``).
-
-    ``forward(x, draws=None, cond=None)``: ``x`` is the initial state ``(B, ...)``,
-    ``draws`` the standard normals ``(K, B, ...)`` of a stochastic solver, ``cond`` a dict
-    of conditioning keyword arguments for the network.
-    """
-
-    def __init__(self, sampler: Sampler):
-        super().__init__()
-        self._sampler = sampler
-        # a prepared denoiser of its own: tracing must not leave traced values in the
-        # sampler's (e.g. a network wrapper's deferred output check)
-        self._prepared = sampler.denoiser.prepare(sampler.plan.eval_grid.times)
-        # register the networks so that export lifts their weights as the program's state
-        self.networks = torch.nn.ModuleList(_networks(self._prepared))
-        # the same fused loop as the sampler's plain call (same tensor operations)
-        self._fused = fuse(sampler.solver, sampler.plan, self._prepared) if sampler.fuse else None
-
-    def forward(self, x: torch.Tensor, draws: torch.Tensor | None = None,
-                cond: dict[str, Any] | None = None) -> torch.Tensor:
-        sampler = self._sampler
-        prepared = self._prepared
-        cond = cond or {}
-        if self._fused is not None:
-            return self._fused.run(x, draws, cond)
-
-        def denoise(state: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-            return prepared(state, k, **cond)
-
-        out = x
-        for _, _, _, x_next in run_loop(sampler.solver, sampler.plan, denoise, x, draws):
-            out = x_next
-        return out
+__all__ = ["export_sampler", "load_sampler", "program_payload"]
 
 
 _NO_OPS = {"aten._assert_tensor_metadata.default"}
@@ -257,7 +202,7 @@ def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tens
         raise ExportError("export options path, example_noise, dynamic_batch, write_loader and conditioning "
                           "tensors", "scale_noise=", "drop it; the loaded sampler takes scale_noise=False at call "
                           "time, like the sampler")
-    module = SamplerModule(sampler).eval()
+    module = sampler.module().eval()
     x = sampler.initial_state(example_noise)
     draws = sampler.draws(x, seed=0)
     for key, value in cond.items():

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..symbolic._schedule import Schedule
+from ..symbolic import Schedule
 from ._errors import GridError
 
 __all__ = ["TimeGrid", "GRID_QUANTITIES"]

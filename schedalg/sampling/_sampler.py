@@ -8,8 +8,9 @@
    exact number of network evaluations and of noise draws);
 3. prepares the denoiser on the solver's evaluation times.
 
-A run then only calls the network and combines tensors with those floats: no SymPy,
-no host-device synchronization. The state starts at ``sigma(t_0) * noise`` (exact
+A run then only executes the solver's :class:`~schedalg.sampling.Program`: network calls
+and combinations with weights computed in float64 beforehand, no SymPy, no host-device
+synchronization. The state starts at ``sigma(t_0) * noise`` (exact
 when ``alpha(t_0) = 0``; 0 at a point-mass start) unless ``scale_noise=False``, keeps
 the dtype of ``noise``, and each step's state and denoised prediction are exposed by
 :meth:`Sampler.iterate` or a ``callback``. Stochastic solvers read standard-normal
@@ -17,39 +18,54 @@ draws ``(K, B, ...)`` seeded per sample (:func:`per_sample_normal`), so samples 
 change with the batch size, or draws passed explicitly. The draws are made before the
 loop (``K`` = number of steps), so they take ``K`` times the memory of one state.
 
-When the solver's step and the denoiser's output map are both affine (Euler, DDIM,
-ancestral, Euler-Maruyama on a :class:`schedalg.models.NetworkDenoiser`, converted or not),
-a plain call (no callback, no progress bar) runs the fused loop of
-:mod:`schedalg.sampling._fused`: one network call and one or two tensor operations per
-step, the same samples up to float rounding. ``Sampler.fuse = False`` turns it off.
+When the prepared denoiser's output is affine in a raw network output (a
+:class:`schedalg.models.NetworkDenoiser`, converted or not), the program is fused with that
+output map (:meth:`Program.fuse`): every solver then combines the raw outputs directly, e.g.
+Euler is one network call and one ``torch.add`` per step; the same samples up to float
+rounding. ``Sampler.fuse = False`` runs the unfused program. Every run (plain, with a
+callback or a progress bar, :meth:`Sampler.iterate`, the exported module) executes the same
+program with the same interpreter; ``x0_hat`` of a step is formed only when an observer reads it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator
 
 import torch
 
-from ..models._contract import Denoiser, PreparedDenoiser
-from ..symbolic._schedule import Schedule
+from ..models import ConvertedDenoiser, Denoiser, PreparedDenoiser
+from ..symbolic import Schedule
 from ._errors import SamplingError
-from ._fused import FusedLoop, fuse
 from ._grid import TimeGrid
 from ._noise import STREAM_STEPS, per_sample_normal
-from ._solver import Plan, Solver, get_solver
+from ._program import Program, _combine
+from ._solver import Solver, get_solver
 
-__all__ = ["Sampler", "SamplerStep", "sample", "same_schedule"]
+__all__ = ["Sampler", "SamplerStep", "SamplerModule", "sample", "same_schedule"]
 
 
-class SamplerStep(NamedTuple):
-    """One step of a run: the state ``x`` at ``t``, its denoised prediction, and the next state."""
+class SamplerStep:
+    """One step of a run: the state ``x`` at ``t``, its denoised prediction ``x0_hat``, and the next state.
 
-    index: int
-    t: float
-    t_next: float
-    x: torch.Tensor
-    x0_hat: torch.Tensor
-    x_next: torch.Tensor
+    ``x0_hat`` (of the step's first evaluation) is formed when it is first read, from what the
+    program kept for it (in a fused program: ``a_x x + a_p F``), so observing a run costs nothing
+    when it is not read.
+    """
+
+    __slots__ = ("index", "t", "t_next", "x", "x_next", "_x0")
+
+    def __init__(self, index: int, t: float, t_next: float, x: torch.Tensor, x_next: torch.Tensor, x0: Any):
+        self.index, self.t, self.t_next, self.x, self.x_next, self._x0 = index, t, t_next, x, x_next, x0
+
+    @property
+    def x0_hat(self) -> torch.Tensor:
+        if not isinstance(self._x0, torch.Tensor):
+            terms = self._x0
+            self._x0 = _combine(tuple((w, j) for j, (w, _) in enumerate(terms)), [v for _, v in terms])
+        return self._x0
+
+    def __repr__(self) -> str:
+        return f"SamplerStep(index={self.index}, t={self.t:.6g}, t_next={self.t_next:.6g})"
 
 
 def same_schedule(a: Schedule, b: Schedule) -> bool:
@@ -67,31 +83,7 @@ def _on_schedule(denoiser: Denoiser, schedule: Schedule | None) -> Denoiser:
                             type(denoiser).__name__, "wrap your network with schedalg.models")
     if schedule is None or same_schedule(denoiser.schedule, schedule):
         return denoiser
-    try:
-        from ..models import ConvertedDenoiser  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise SamplingError(
-            f"a grid on the denoiser's own schedule {denoiser.schedule.name!r}",
-            f"a grid on {schedule.name!r}, and schedule conversion (schedalg.models.ConvertedDenoiser) "
-            "is not available in this build",
-            "build the grid on denoiser.schedule",
-        ) from exc
     return ConvertedDenoiser(denoiser, schedule)
-
-
-def run_loop(solver: Solver, plan: Plan, denoise: Callable, x: torch.Tensor,
-             draws: torch.Tensor | None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """The sampling loop: yields ``(i, x_i, x0_hat_i, x_{i+1})`` for every step.
-
-    Shared verbatim by :class:`Sampler` and the exported module
-    (:class:`schedalg.sampling.SamplerModule`), so both run the same tensor operations.
-    """
-    memory = solver.init_memory()
-    for i in range(plan.grid.n_steps):
-        noise = draws[i] if draws is not None else None
-        x_next, x0, memory = solver.step(plan, i, x, denoise, memory, noise)
-        yield i, x, x0, x_next
-        x = x_next
 
 
 class Sampler:
@@ -109,9 +101,10 @@ class Sampler:
     **solver_options:
         Options of a solver given by name (e.g. ``eta=0.5`` for ``"ancestral"``).
 
-    Attributes: ``grid``, ``solver``, ``plan``, ``prepared`` (the prepared denoiser),
-    ``nfe`` (network evaluations per run, exact), ``last_nfe`` (counted in the last run),
-    ``fuse`` (True: plain calls use the fused loop when both sides are affine).
+    Attributes: ``grid``, ``solver``, ``plan`` (the solver's :class:`Program`), ``prepared``
+    (the prepared denoiser), ``nfe`` (network evaluations per run, exact), ``last_nfe``
+    (evaluations made by the last run), ``fuse`` (True: run the program fused with the
+    denoiser's output map where it is affine, see :meth:`program`).
     """
 
     def __init__(self, denoiser: Denoiser, grid: TimeGrid | int, solver: str | Solver = "euler",
@@ -130,15 +123,16 @@ class Sampler:
         self.start_scale = float(grid.sigma[0])
         self._times = grid.values("times")
         self.fuse = True
-        self._fused: tuple[Any, FusedLoop | None] = (None, None)
+        self._program: tuple[Any, bool, Program] = (None, False, self.plan)
 
-    def fused_loop(self) -> FusedLoop | None:
-        """The fused loop for the current ``prepared`` denoiser (None when it or the solver is not affine)."""
-        prepared, loop = self._fused
-        if prepared is not self.prepared:
-            loop = fuse(self.solver, self.plan, self.prepared)
-            self._fused = (self.prepared, loop)
-        return loop
+    def program(self) -> Program:
+        """The program a run executes: :attr:`plan`, fused with the current ``prepared`` denoiser's output map
+        when ``fuse`` is True (:meth:`Program.fuse`; the plan itself where nothing can be fused)."""
+        prepared, fused, program = self._program
+        if prepared is not self.prepared or fused != self.fuse:
+            program = self.plan.fuse(self.prepared) if self.fuse else self.plan
+            self._program = (self.prepared, self.fuse, program)
+        return program
 
     # ------------------------------------------------------------------ inputs
 
@@ -203,66 +197,117 @@ class Sampler:
 
     def _steps(self, x: torch.Tensor, draws: torch.Tensor | None, bar: Any,
                cond: dict[str, Any]) -> Iterator[SamplerStep]:
-        counter = [0]
-        prepared = self.prepared
+        """The run as a generator of steps (what :meth:`iterate` returns): :meth:`_run`, paused at each step."""
+        seen: list[SamplerStep] = []
+        program, regs = self.program(), None
+        for i in range(program.n_steps):
+            regs = self._run(x, draws, cond, seen.append, bar, (i, regs))
+            yield seen.pop()
+        self._end(bar)  # after the last step is handed out, as for a call
 
-        def denoise(state: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-            counter[0] += 1
-            return prepared(state, k, **cond)
+    def _run(self, x: torch.Tensor, draws: torch.Tensor | None, cond: dict[str, Any],
+             observe: Callable[[SamplerStep], None] | None, bar: Any, only: tuple | None = None) -> Any:
+        """The loop of every run: the program's steps, each observed (``observe(step)``) when asked.
 
-        times = self._times
-        self.last_nfe = 0
+        ``only = (i, registers)`` runs step ``i`` alone on those registers (``None`` at the first step) and
+        returns them: :meth:`iterate` pauses the same loop after each step (and ends the run itself).
+        """
+        program, prepared = self.program(), self.prepared
+        first, last = (0, program.n_steps) if only is None else (only[0], only[0] + 1)
+        regs = only[1] if only is not None and only[1] is not None else program.start(x, draws)
+        if first == 0:
+            self.last_nfe = 0
+        run_step, ends, evaluations = program.run_step, program.ends, program.evaluations
+        watch = observe is not None or bar is not None
         with torch.no_grad():
-            for i, x_i, x0, x_next in run_loop(self.solver, self.plan, denoise, x, draws):
-                self.last_nfe = counter[0]
-                if bar is not None:
-                    bar.update(1)
-                yield SamplerStep(i, times[i], times[i + 1], x_i, x0, x_next)
+            for i in range(first, last):
+                run_step(i, regs, prepared, cond)
+                self.last_nfe += evaluations[i]
+                if watch:
+                    self._observe(i, regs, ends[i], observe, bar)
+                for r in ends[i][3]:
+                    regs[r] = None
+        if only is not None:
+            return regs
+        self._end(bar)
+        return regs[ends[-1][1]]
+
+    def _end(self, bar: Any) -> None:
         if bar is not None:
             bar.close()
-        finish = getattr(prepared, "finish", None)
+        finish = getattr(self.prepared, "finish", None)
         if callable(finish):  # deferred checks of the network's outputs: one host sync, after the loop
             finish()
+
+    def _observe(self, i: int, regs: list, end: tuple, observe: Callable[[SamplerStep], None] | None,
+                 bar: Any) -> None:
+        x_i, x_next, x0_terms, _ = end
+        if observe is not None:
+            x0 = regs[x0_terms[0][1]] if len(x0_terms) == 1 and x0_terms[0][0] == 1.0 else \
+                [(w, regs[r]) for w, r in x0_terms]
+            observe(SamplerStep(i, self._times[i], self._times[i + 1], regs[x_i], regs[x_next], x0))
+        if bar is not None:
+            bar.update(1)
 
     def __call__(self, noise: torch.Tensor, *, seed: int | None = None, generator: torch.Generator | None = None,
                  draws: torch.Tensor | None = None, scale_noise: bool = True, progress: bool = False,
                  callback: Callable[[SamplerStep], None] | None = None, **cond: Any) -> torch.Tensor:
         """The sample at the end of the grid; ``callback(step)`` is called after every step."""
-        loop = self.fused_loop() if (self.fuse and callback is None and not progress) else None
-        if loop is not None:
-            return self._run_fused(loop, noise, seed, generator, draws, scale_noise, cond)
-        out = noise  # replaced at every step (a grid has at least one)
-        for step in self.iterate(noise, seed=seed, generator=generator, draws=draws, scale_noise=scale_noise,
-                                 progress=progress, **cond):
-            if callback is not None:
-                callback(step)
-            out = step.x_next
-        return out
-
-    def _run_fused(self, loop: FusedLoop, noise: torch.Tensor, seed: int | None,
-                   generator: torch.Generator | None, draws: torch.Tensor | None, scale_noise: bool,
-                   cond: dict[str, Any]) -> torch.Tensor:
         x = self.initial_state(noise, scale_noise)
         if draws is None:
             draws = self.draws(x, seed=seed, generator=generator)
         self._check_draws(draws, x)
-        self.last_nfe = 0
-        with torch.no_grad():
-            out = loop.run(x, draws, cond)
-        self.last_nfe = loop.nfe
-        finish = getattr(self.prepared, "finish", None)
-        if callable(finish):  # deferred checks of the network's outputs: one host sync, after the loop
-            finish()
-        return out
+        bar = _progress(self.grid.n_steps, self.solver.name) if progress else None
+        return self._run(x, draws, cond, callback, bar)
 
-    def export(self, path: Any, example_noise: torch.Tensor, **options: Any) -> Any:
-        """Write this sampler as a torch-only file (see :func:`schedalg.sampling.export_sampler`)."""
-        from ._export import export_sampler
-
-        return export_sampler(self, path, example_noise, **options)
+    def module(self) -> "SamplerModule":
+        """This sampler's run as a ``torch.nn.Module`` (for ``torch.compile`` and export)."""
+        return SamplerModule(self)
 
     def __repr__(self) -> str:
         return f"Sampler({self.solver!r}, {self.grid!r}, nfe={self.nfe})"
+
+
+class SamplerModule(torch.nn.Module):
+    """The run of a :class:`Sampler` as an ``nn.Module``: ``forward(x, draws=None, cond=None)``.
+
+    ``x`` is the initial state ``(B, ...)`` (see :meth:`Sampler.initial_state`), ``draws`` the
+    standard normals ``(K, B, ...)`` of a stochastic solver, ``cond`` a dict of conditioning
+    keyword arguments for the network. It executes the sampler's program (fused as the
+    sampler's) with a prepared denoiser of its own, so that tracing (``torch.export``,
+    ``torch.compile``) leaves nothing in the sampler's. The deferred finite check of the
+    network's outputs is then the caller's: ``module.prepared.finish()`` after a run.
+    """
+
+    def __init__(self, sampler: Sampler):
+        super().__init__()
+        self.sampler = sampler
+        self.prepared = sampler.denoiser.prepare(sampler.plan.eval_grid.times)
+        self.program = sampler.plan.fuse(self.prepared) if sampler.fuse else sampler.plan
+        # register the networks so that export lifts their weights as the program's state
+        self.networks = torch.nn.ModuleList(_networks(self.prepared))
+
+    def forward(self, x: torch.Tensor, draws: torch.Tensor | None = None,
+                cond: dict[str, Any] | None = None) -> torch.Tensor:
+        return self.program.run(x, draws, self.prepared, cond)
+
+
+def _networks(obj: Any, depth: int = 0, seen: set[int] | None = None) -> list[torch.nn.Module]:
+    """The ``nn.Module`` objects reachable from a prepared denoiser's attributes (a few levels)."""
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 4:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, torch.nn.Module):
+        return [obj]
+    found: list[torch.nn.Module] = []
+    children = obj.values() if isinstance(obj, dict) else (obj if isinstance(obj, (list, tuple)) else
+                                                              getattr(obj, "__dict__", {}).values())
+    for child in children:
+        if isinstance(child, (torch.Tensor, str, bytes, int, float)):
+            continue
+        found.extend(_networks(child, depth + 1, seen))
+    return found
 
 
 def _progress(total: int, label: str):

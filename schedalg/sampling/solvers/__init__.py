@@ -1,4 +1,6 @@
-"""The solvers, one small file each; importing this package registers them by name.
+"""The solvers; importing this package registers them by name (:data:`schedalg.sampling.SOLVERS`).
+
+The Runge-Kutta family are tableaux (``_rk.py``); the others write programs (one small file each).
 
 =================  =====  ==========  ==========================================
 name               order  stochastic  scheme
@@ -28,18 +30,16 @@ from ._ddim import DDIM as DDIM
 from ._dpm_single import DPMSolver3S as DPMSolver3S
 from ._dpmpp import DPMSolverPP2M as DPMSolverPP2M
 from ._dpmpp import DPMSolverPP3M as DPMSolverPP3M
-from ._euler import Euler as Euler
 from ._euler_maruyama import EulerMaruyama as EulerMaruyama
-from ._heun import Heun as Heun
-from ._midpoint import Midpoint as Midpoint
-from ._rk import RK3 as RK3
-from ._rk import RK4 as RK4
-from ._rk import RK4ThreeEighths as RK4ThreeEighths
-from ._rk import ExplicitRungeKutta as ExplicitRungeKutta
-from ._rk import Heun3 as Heun3
+from ._rk import CLASSICAL_RK4 as CLASSICAL_RK4
+from ._rk import EULER as EULER
+from ._rk import HEUN as HEUN
+from ._rk import HEUN3 as HEUN3
+from ._rk import KUTTA3 as KUTTA3
+from ._rk import MIDPOINT as MIDPOINT
+from ._rk import THREE_EIGHTHS as THREE_EIGHTHS
 from ._variance_ddim import VarianceDDIM as VarianceDDIM
 from ._variance_ddim import VarianceDPMSolverPP2M as VarianceDPMSolverPP2M
 
-__all__ = ["AdamsBashforth", "IPNDM", "Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "Euler", "EulerMaruyama", "Heun", "Midpoint",
-           "DPMSolver3S", "ExplicitRungeKutta", "Heun3", "RK3", "RK4", "RK4ThreeEighths",
-           "VarianceDDIM", "VarianceDPMSolverPP2M"]
+__all__ = ["AdamsBashforth", "IPNDM", "Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP3M", "DPMSolver3S", "EulerMaruyama", "VarianceDDIM",
+           "VarianceDPMSolverPP2M", "EULER", "HEUN", "MIDPOINT", "HEUN3", "KUTTA3", "CLASSICAL_RK4", "THREE_EIGHTHS"]

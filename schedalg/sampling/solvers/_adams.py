@@ -25,8 +25,9 @@ velocities).
 Both start with lower orders (the first step is Euler), so on a fixed grid family the
 warm-up's local error ``O(h^2)`` bounds the global error asymptotically; the update
 itself has order ``k`` from exact history (tested). ``order`` picks ``k`` in 1..4.
-Every weight times ``alpha'``/``sigma'`` at its node is a plan coefficient, so a step is
-one :func:`combine` of the state and the remembered predictions.
+The program keeps the past velocities ``b_j = alpha'(t_j) x0_hat_j + sigma'(t_j) eps_hat_j`` as the
+solver's memory (``order - 1`` of them) and combines ``x_i + h_i sum_j w_j b_{i-j}``; the weights
+``h_i w_j`` are recorded as ``v0 .. v3`` in the program's coefficients.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from functools import lru_cache
 from typing import Callable, Sequence
 
 import sympy as sp
-import torch
 
 from .._grid import TimeGrid
-from .._solver import Denoise, Plan, Solver, SolverError, combine, register_solver
+from .._program import ProgramBuilder
+from .._solver import Solver, SolverError, register_solver
 
 __all__ = ["AdamsBashforth", "IPNDM", "IPNDM_WEIGHTS", "adams_weight_exprs", "adams_weights", "MAX_ORDER"]
 
@@ -105,7 +106,7 @@ def _check_order(order: object) -> int:
 
 
 class _AdamsFamily(Solver):
-    """Shared plan and loop: per step, weights ``w_j`` on the last ``k`` velocities."""
+    """Shared program: per step, weights ``h_i w_j`` on the last ``k`` velocities."""
 
     order = MAX_ORDER
 
@@ -115,48 +116,34 @@ class _AdamsFamily(Solver):
     def _weights(self, times: list[float], i: int, k: int) -> tuple[float, ...]:
         raise NotImplementedError
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return grid.n_steps
-
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
-        """``x0_j``/``eps_j``: ``h_i w_j alpha'(t_{i-j})`` and ``h_i w_j sigma'(t_{i-j})`` (0 beyond the history)."""
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
         times, h = grid.values("times"), grid.values("dt")
         d_alpha, d_sigma = grid.values("d_alpha"), grid.values("d_sigma")
-        out: dict[str, list[float]] = {f"{p}_{j}": [] for j in range(self.order) for p in ("x0", "eps")}
+        recorded: dict[str, list[float]] = {f"v{j}": [] for j in range(self.order)}
+        x, velocities = b.state, []
         for i in range(grid.n_steps):
             k = min(i + 1, self.order)
-            weights = self._weights(times, i, k)
-            for j in range(self.order):
-                w = h[i] * weights[j] if j < k else 0.0
-                out[f"x0_{j}"].append(w * d_alpha[i - j] if w else 0.0)
-                out[f"eps_{j}"].append(w * d_sigma[i - j] if w else 0.0)
-        return out
-
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        x0, eps = denoise(x, i)
-        history = ((x0, eps),) + memory
-        terms = [(1.0, x)]
-        for j, (m0, e0) in enumerate(history):
-            terms += [(plan[f"x0_{j}"][i], m0), (plan[f"eps_{j}"][i], e0)]
-        return combine(*terms), x0, history[: self.order - 1]
+            x0, eps = b.evaluate(x, i)
+            velocities = [b.combine((d_alpha[i], x0), (d_sigma[i], eps))] + velocities[: self.order - 1]
+            weights = [h[i] * w for w in self._weights(times, i, k)] + [0.0] * (self.order - k)
+            for j, w in enumerate(weights):
+                recorded[f"v{j}"].append(w)
+            x = b.combine((1.0, x), *zip(weights, velocities))
+            b.end_step(x, x0)
+        b.record(**recorded)
 
 
-@register_solver
+@register_solver("adams")
 class AdamsBashforth(_AdamsFamily):
     """Variable-step Adams-Bashforth of order ``k`` (default 4): weights derived for the actual steps."""
-
-    name = "adams"
 
     def _weights(self, times: list[float], i: int, k: int) -> tuple[float, ...]:
         return adams_weights([times[i], times[i + 1]] + [times[i - j] for j in range(1, k)])
 
 
-@register_solver
+@register_solver("ipndm")
 class IPNDM(_AdamsFamily):
     """iPNDM: the fixed uniform-step Adams-Bashforth weights (orders 1..4 while the history fills)."""
-
-    name = "ipndm"
 
     def _weights(self, times: list[float], i: int, k: int) -> tuple[float, ...]:
         return tuple(float(w) for w in IPNDM_WEIGHTS[k - 1])

@@ -16,19 +16,27 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from .._grid import TimeGrid
-from .._solver import AffineStep, Denoise, Plan, Solver, SolverError, combine, register_solver
+from .._program import ProgramBuilder
+from .._solver import Solver, SolverError, register_solver
+from ._ddim import write_one_evaluation_steps
 
-__all__ = ["Ancestral"]
+__all__ = ["Ancestral", "step_weights"]
 
 
-@register_solver
+def step_weights(d, s_next, eta, exp=math.exp, expm1=math.expm1, sqrt=math.sqrt) -> tuple:
+    """``(eps, noise)`` weights of a step with log-SNR gain ``d > 0`` ending at ``sigma = s_next``:
+    ``s_next sqrt(e^-d + (1 - eta^2)(1 - e^-d))`` and ``eta s_next sqrt(1 - e^-d)``, with ``1 - e^-d`` by
+    ``expm1`` (no cancellation; both terms under the root are >= 0). ``proofs/prove_solvers.py`` calls it
+    with SymPy's functions."""
+    kept, fresh = exp(-d), -expm1(-d)
+    return s_next * sqrt(kept + (1 - eta**2) * fresh), eta * s_next * sqrt(fresh)
+
+
+@register_solver("ancestral")
 class Ancestral(Solver):
     """Ancestral / DDPM step with stochasticity ``eta`` in [0, 1] (one evaluation per step)."""
 
-    name = "ancestral"
     order = 1
     stochastic = True
 
@@ -37,30 +45,18 @@ class Ancestral(Solver):
             raise SolverError("eta in [0, 1]", repr(eta), "eta = 1 is DDPM, eta = 0 is DDIM")
         self.eta = float(eta)
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return grid.n_steps
-
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
+    def weights(self, grid: TimeGrid) -> dict[str, list[float]]:
+        """Per-step weights ``x0``, ``eps``, ``noise`` of the step (float64 math, Python floats)."""
         lam, alpha, sigma = grid.log_snr.tolist(), grid.alpha.tolist(), grid.sigma.tolist()
         out: dict[str, list[float]] = {"x0": [], "eps": [], "noise": []}
         for i in range(grid.n_steps):
             s_next = sigma[i + 1]
-            if s_next == 0.0:
-                eps_w = noise_w = 0.0
-            else:
-                kept = math.exp(-(lam[i + 1] - lam[i]))  # e^-d in [0, 1)
-                fresh = -math.expm1(-(lam[i + 1] - lam[i]))  # 1 - e^-d, without cancellation
-                eps_w = s_next * math.sqrt(max(0.0, kept + (1 - self.eta**2) * fresh))
-                noise_w = self.eta * s_next * math.sqrt(fresh)
+            eps_w, noise_w = (0.0, 0.0) if s_next == 0.0 else step_weights(lam[i + 1] - lam[i], s_next, self.eta)
             out["x0"].append(alpha[i + 1])
             out["eps"].append(eps_w)
             out["noise"].append(noise_w)
         return out
 
-    def affine(self, plan: Plan, i: int) -> AffineStep:
-        return AffineStep(0.0, plan["x0"][i], plan["eps"][i], plan["noise"][i])
-
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        x0, eps = denoise(x, i)
-        return combine((plan["x0"][i], x0), (plan["eps"][i], eps), (plan["noise"][i], noise)), x0, memory
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        w = self.weights(grid)
+        write_one_evaluation_steps(b, w["x0"], w["eps"], noise=w["noise"])

@@ -9,31 +9,32 @@ first-order exponential integrator in log-SNR (Lu et al. 2022; proved in
 
 from __future__ import annotations
 
-import torch
-
 from .._grid import TimeGrid
-from .._solver import AffineStep, Denoise, Plan, Solver, combine, register_solver
+from .._program import ProgramBuilder
+from .._solver import Solver, register_solver
 
-__all__ = ["DDIM"]
+__all__ = ["DDIM", "write_one_evaluation_steps"]
 
 
-@register_solver
+def write_one_evaluation_steps(b: ProgramBuilder, x0: list[float], eps: list[float], x: list[float] | None = None,
+                               noise: list[float] | None = None) -> None:
+    """Steps ``x_{i+1} = x[i] x_i + x0[i] x0_hat + eps[i] eps_hat + noise[i] xi_i`` (one evaluation each)."""
+    b.record(x0=x0, eps=eps, **({} if x is None else {"x": x}), **({} if noise is None else {"noise": noise}))
+    state = b.state
+    for i in range(b.n_steps):
+        pred, e = b.evaluate(state, i)
+        terms = [(0.0 if x is None else x[i], state), (x0[i], pred), (eps[i], e)]
+        if noise is not None:
+            terms.append((noise[i], b.noise(i)))
+        state = b.combine(*terms)
+        b.end_step(state, pred)
+
+
+@register_solver("ddim")
 class DDIM(Solver):
     """Deterministic DDIM / first-order exponential integrator (one evaluation per step)."""
 
-    name = "ddim"
     order = 1
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return grid.n_steps
-
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
-        return {"x0": grid.alpha[1:].tolist(), "eps": grid.sigma[1:].tolist()}
-
-    def affine(self, plan: Plan, i: int) -> AffineStep:
-        return AffineStep(0.0, plan["x0"][i], plan["eps"][i])
-
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        x0, eps = denoise(x, i)
-        return combine((plan["x0"][i], x0), (plan["eps"][i], eps)), x0, memory
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        write_one_evaluation_steps(b, grid.values("alpha")[1:], grid.values("sigma")[1:])

@@ -20,25 +20,24 @@ multistep solvers.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 
 from .._grid import TimeGrid
 from .._phi import h_phi
-from .._solver import Denoise, Plan, Solver, combine, register_solver
+from .._program import ProgramBuilder
+from .._solver import Solver, register_solver
 
 __all__ = ["DPMSolver3S"]
 
 R1, R2 = 1.0 / 3.0, 2.0 / 3.0
 
 
-@register_solver
+@register_solver("dpm_3s")
 class DPMSolver3S(Solver):
     """Single-step third-order DPM-Solver in data prediction (nodes at 1/3 and 2/3 of the log-SNR step)."""
 
-    name = "dpm_3s"
     order = 3
 
     @staticmethod
@@ -57,9 +56,6 @@ class DPMSolver3S(Solver):
             joined.append(times[i + 1])
         return TimeGrid(grid.schedule, joined, label=f"{grid.label}+dpm_3s_nodes")
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return sum(3 if finite else 1 for finite in self._finite(grid))
-
     def _starts(self, grid: TimeGrid) -> list[int]:
         """Index in the evaluation grid of each step's start."""
         out, k = [], 0
@@ -68,7 +64,8 @@ class DPMSolver3S(Solver):
             k += 3 if finite else 1
         return out
 
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
+    def weights(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
+        """Per-step weights of the stages (``stages`` = 3) or of the DDIM step (``stages`` = 1)."""
         lam = grid.values("log_snr")
         e_alpha, e_sigma = eval_grid.values("alpha"), eval_grid.values("sigma")
         keys = ("stages", "x1", "a1", "x2", "a2", "b2", "x", "a", "b", "ddim_x0", "ddim_eps")
@@ -90,17 +87,17 @@ class DPMSolver3S(Solver):
                 out[key].append(values[key])
         return out
 
-    def plan(self, grid: TimeGrid) -> Plan:
-        return dataclasses.replace(super().plan(grid), extra={"starts": self._starts(grid)})
-
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        k = plan.extra["starts"][i]
-        x0, eps = denoise(x, k)
-        if plan["stages"][i] == 1.0:
-            return combine((plan["ddim_x0"][i], x0), (plan["ddim_eps"][i], eps)), x0, memory
-        x1 = combine((plan["x1"][i], x), (plan["a1"][i], x0))
-        d1 = denoise(x1, k + 1)[0]
-        x2 = combine((plan["x2"][i], x), (plan["a2"][i], x0), (plan["b2"][i], d1))
-        d2 = denoise(x2, k + 2)[0]
-        return combine((plan["x"][i], x), (plan["a"][i], x0), (plan["b"][i], d2)), x0, memory
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        w = self.weights(grid, eval_grid)
+        b.record(**w)
+        x = b.state
+        for i, k in enumerate(self._starts(grid)):
+            x0, eps = b.evaluate(x, k)
+            if w["stages"][i] == 1.0:
+                x_next = b.combine((w["ddim_x0"][i], x0), (w["ddim_eps"][i], eps))
+            else:
+                d1, _ = b.evaluate(b.combine((w["x1"][i], x), (w["a1"][i], x0)), k + 1)
+                d2, _ = b.evaluate(b.combine((w["x2"][i], x), (w["a2"][i], x0), (w["b2"][i], d1)), k + 2)
+                x_next = b.combine((w["x"][i], x), (w["a"][i], x0), (w["b"][i], d2))
+            b.end_step(x_next, x0)
+            x = x_next

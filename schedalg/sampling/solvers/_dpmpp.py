@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from .._grid import TimeGrid
 from .._phi import h_phi
-from .._solver import Denoise, Plan, Solver, SolverError, combine, register_solver
+from .._program import ProgramBuilder
+from .._solver import Solver, SolverError, register_solver
 
-__all__ = ["DPMSolverPP2M", "DPMSolverPP3M", "multistep_weights"]
+__all__ = ["DPMSolverPP2M", "DPMSolverPP3M", "multistep_weights", "step_weights", "write_multistep"]
 
 
 def multistep_weights(grid: TimeGrid, order: int, published: bool = False) -> dict[str, list[float]]:
@@ -58,63 +57,74 @@ def multistep_weights(grid: TimeGrid, order: int, published: bool = False) -> di
         h0 = half_lam[i] - half_lam[i - 1] if i >= 1 else math.inf
         h1 = half_lam[i - 1] - half_lam[i - 2] if i >= 2 else math.inf
         use = 1 if (h == math.inf or h0 == math.inf) else (2 if (order == 2 or h1 == math.inf) else 3)
-        p1 = a * h_phi(1, h)
-        if use == 1:
-            weights = (p1, 0.0, 0.0)
-        elif use == 2:  # 2M, also 3M's second step
-            r0 = h0 / h
-            weights = (p1 * (1 + 1 / (2 * r0)), -p1 / (2 * r0), 0.0)
-        else:
-            r0, r1 = h0 / h, h1 / h
-            p2, p3 = a * h_phi(2, h), a * h_phi(3, h)
-            # D1_0 = (m0 - m1)/r0, D1_1 = (m1 - m2)/r1, as weight vectors on (m0, m1, m2)
-            d10 = (1 / r0, -1 / r0, 0.0)
-            d11 = (0.0, 1 / r1, -1 / r1)
-            diff = tuple(u - v for u, v in zip(d10, d11))
-            d1 = tuple(u + r0 / (r0 + r1) * w for u, w in zip(d10, diff))
-            d2 = tuple(w / (r0 + r1) for w in diff)
-            w2 = p3 if published else 2.0 * p3
-            weights = tuple(p1 * (1.0 if k == 0 else 0.0) + p2 * d1[k] + w2 * d2[k] for k in range(3))
-        for key, w in zip(("m0", "m1", "m2"), weights):
+        for key, w in zip(("m0", "m1", "m2"), step_weights(use, alpha[i + 1], h, h0, h1, published)):
             out[key].append(w)
     return out
 
 
+def step_weights(order: int, a, h, h0=None, h1=None, published: bool = False, h_phi=h_phi) -> tuple:
+    """Weights on ``(m0, m1, m2)`` of one update of ``order`` 1, 2 or 3 (``a = alpha_{i+1}``; ``h, h0, h1``
+    the current and the two previous steps in ``l``). Pure arithmetic and ``h_phi(k, h) = h phi_k(-h)``,
+    so ``proofs/prove_solvers.py`` calls it with SymPy symbols and SymPy's ``phi``."""
+    p1 = a * h_phi(1, h)
+    if order == 1:
+        return p1, 0.0, 0.0
+    if order == 2:  # 2M, also 3M's second step
+        r0 = h0 / h
+        return p1 * (1 + 1 / (2 * r0)), -p1 / (2 * r0), 0.0
+    r0, r1 = h0 / h, h1 / h
+    p2, p3 = a * h_phi(2, h), a * h_phi(3, h)
+    # D1_0 = (m0 - m1)/r0, D1_1 = (m1 - m2)/r1, as weight vectors on (m0, m1, m2)
+    d10 = (1 / r0, -1 / r0, 0.0)
+    d11 = (0.0, 1 / r1, -1 / r1)
+    diff = tuple(u - v for u, v in zip(d10, d11))
+    d1 = tuple(u + r0 / (r0 + r1) * w for u, w in zip(d10, diff))
+    d2 = tuple(w / (r0 + r1) for w in diff)
+    w2 = p3 if published else 2 * p3
+    return tuple(p1 * (1 if k == 0 else 0) + p2 * d1[k] + w2 * d2[k] for k in range(3))
+
+
+def write_multistep(b: ProgramBuilder, weights: dict[str, list[float]], depth: int, *,
+                    mean_eps: list[float] | None = None) -> None:
+    """Steps ``x_{i+1} = x[i] x_i + m0[i] m_i + m1[i] m_{i-1} + m2[i] m_{i-2}`` (one evaluation each).
+
+    ``m_i`` is ``x0_hat`` at ``x_i``, or the mean estimate ``x0_hat + mean_eps[i] eps_hat`` when given;
+    the last ``depth - 1`` of them are the solver's memory.
+    """
+    b.record(**weights)
+    state, history = b.state, []
+    for i in range(b.n_steps):
+        x0, eps = b.evaluate(state, i)
+        m = x0 if mean_eps is None else b.combine((1.0, x0), (mean_eps[i], eps))
+        history = [m] + history[: depth - 1]
+        terms = [(weights["x"][i], state)] + [(weights[f"m{j}"][i], r) for j, r in enumerate(history)]
+        state = b.combine(*terms)
+        b.end_step(state, x0)
+
+
 class _Multistep(Solver):
-    """Shared loop of the DPM-Solver++ multistep solvers (weights differ by order)."""
+    """DPM-Solver++ multistep solvers (weights differ by order)."""
 
     published = False
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return grid.n_steps
-
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
-        return multistep_weights(grid, self.order, self.published)
-
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        x0, _ = denoise(x, i)
-        history = (x0,) + memory
-        terms = [(plan["x"][i], x)] + [(plan[k][i], m) for k, m in zip(("m0", "m1", "m2"), history)]
-        return combine(*terms), x0, history[: self.order - 1]
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        write_multistep(b, multistep_weights(grid, self.order, self.published), self.order)
 
 
-@register_solver
+@register_solver("dpmpp_2m")
 class DPMSolverPP2M(_Multistep):
     """DPM-Solver++(2M), second order, one evaluation per step (Lu et al. 2022)."""
 
-    name = "dpmpp_2m"
     order = 2
 
 
-@register_solver
+@register_solver("dpmpp_3m")
 class DPMSolverPP3M(_Multistep):
     """DPM-Solver++(3M), third order, one evaluation per step (Lu et al. 2022).
 
     ``published=True`` uses the reference implementations' ``D2`` weight (second order).
     """
 
-    name = "dpmpp_3m"
     order = 3
 
     def __init__(self, published: bool = False):

@@ -28,11 +28,13 @@ from typing import Any
 import sympy as sp
 import torch
 
-from ...compile._compile import compile_exprs
-from ...symbolic._schedule import Schedule, value_at_end
-from ...symbolic._symbols import t
+from ...compile import compile_exprs
+from ...symbolic import Schedule, t
+from ...symbolic._schedule import value_at_end  # not on the symbolic face yet
 from .._grid import TimeGrid
-from .._solver import AffineStep, Denoise, Plan, Solver, SolverError, combine, register_solver
+from .._program import ProgramBuilder
+from .._solver import Solver, SolverError, register_solver
+from ._ddim import write_one_evaluation_steps
 
 __all__ = ["EulerMaruyama", "drift_coefficients"]
 
@@ -69,11 +71,10 @@ def _diffusion_expr(schedule: Schedule, diffusion: Any, scale: float) -> sp.Expr
     return sp.Float(scale) * base if scale != 1 else base
 
 
-@register_solver
+@register_solver("euler_maruyama")
 class EulerMaruyama(Solver):
     """Euler-Maruyama with diffusion ``e(t)`` (default ``e*``), one evaluation per step."""
 
-    name = "euler_maruyama"
     order = 1
     stochastic = True
 
@@ -81,10 +82,8 @@ class EulerMaruyama(Solver):
         self.diffusion = diffusion
         self.scale = scale
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return grid.n_steps
-
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
+    def weights(self, grid: TimeGrid) -> dict[str, list[float]]:
+        """Per-step weights ``x``, ``x0``, ``noise`` of the step (float64 math, Python floats)."""
         schedule = grid.schedule
         e = _diffusion_expr(schedule, self.diffusion, self.scale)
         a_expr, b_expr = drift_coefficients(schedule, e)
@@ -106,10 +105,6 @@ class EulerMaruyama(Solver):
         return {"x": (1 + tau * a_vals).tolist(), "x0": (tau * b_vals).tolist(),
                 "noise": torch.sqrt(2 * e_vals * tau).tolist()}
 
-    def affine(self, plan: Plan, i: int) -> AffineStep:
-        return AffineStep(plan["x"][i], plan["x0"][i], 0.0, plan["noise"][i])
-
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        x0, _ = denoise(x, i)
-        return combine((plan["x"][i], x), (plan["x0"][i], x0), (plan["noise"][i], noise)), x0, memory
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        w = self.weights(grid)
+        write_one_evaluation_steps(b, w["x0"], [0.0] * grid.n_steps, x=w["x"], noise=w["noise"])

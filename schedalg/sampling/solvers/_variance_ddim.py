@@ -41,10 +41,12 @@ import torch
 
 from .._grid import TimeGrid
 from .._phi import h_phi
-from .._solver import Denoise, Plan, Solver, SolverError, combine, register_solver
-from ._ddim import DDIM
+from .._program import ProgramBuilder
+from .._solver import Solver, SolverError, register_solver
+from ._ddim import write_one_evaluation_steps
+from ._dpmpp import write_multistep
 
-__all__ = ["VarianceDDIM", "VarianceDPMSolverPP2M", "variance_scale"]
+__all__ = ["VarianceDDIM", "VarianceDPMSolverPP2M", "variance_scale", "eps_weight", "two_step_weights"]
 
 
 def _check_variance(variance: object) -> float:
@@ -73,9 +75,24 @@ def _eps_weights(grid: TimeGrid, variance: float) -> list[float]:
         if variance == 0.0:  # DDIM (also where c_n = sigma_n = 0 would make the form below 0/0)
             out.append(s_n)
             continue
-        numerator = s_n**2 * s_t + variance * (s_n**2 * a_t**2 / s_t + a_n**2 * s_t)
-        out.append(numerator / (c[i + 1] * c[i] + a_n * a_t * variance))
+        out.append(eps_weight(a_t, s_t, a_n, s_n, c[i], c[i + 1], variance))
     return out
+
+
+def two_step_weights(a, h, h0=None, h_phi=h_phi) -> tuple:
+    """Weights on ``(m0, m1)`` of ``vdpmpp_2m`` (``a = alpha_n``, ``h = l_n - l_t``, ``h0`` the previous step;
+    None: first order): ``a [h phi_1(-h) m0 + h phi_2(-h) (h/h0) (m0 - m1)]``. Pure arithmetic and ``h_phi``
+    (``proofs/prove_variance_ddim.py`` calls it with SymPy symbols)."""
+    if h0 is None:
+        return a * h_phi(1, h), 0.0
+    slope = a * h_phi(2, h) * h / h0  # weight of (m0 - m1)
+    return a * h_phi(1, h) + slope, -slope
+
+
+def eps_weight(a_t, s_t, a_n, s_n, c_t, c_n, v):
+    """The ``eps`` weight ``(c_n c_t - a_n a_t v)/s_t`` of a step ``t -> n`` in the cancellation-free form
+    (pure arithmetic: ``proofs/prove_variance_ddim.py`` calls it with SymPy symbols)."""
+    return (s_n**2 * s_t + v * (s_n**2 * a_t**2 / s_t + a_n**2 * s_t)) / (c_n * c_t + a_n * a_t * v)
 
 
 class _VarianceOption:
@@ -85,31 +102,27 @@ class _VarianceOption:
         self.variance = _check_variance(variance)
 
 
-@register_solver
-class VarianceDDIM(_VarianceOption, DDIM):
+@register_solver("vddim")
+class VarianceDDIM(_VarianceOption, Solver):
     """First-order exponential integrator exact for Gaussian data of variance ``variance`` (v = 0: DDIM).
 
     The step is DDIM's affine form ``x0 x0_hat + eps eps_hat`` with the ``eps`` weight above.
     """
 
-    name = "vddim"
     order = 1
 
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
-        return {"x0": grid.alpha[1:].tolist(), "eps": _eps_weights(grid, self.variance)}
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        write_one_evaluation_steps(b, grid.values("alpha")[1:], _eps_weights(grid, self.variance))
 
 
-@register_solver
+@register_solver("vdpmpp_2m")
 class VarianceDPMSolverPP2M(_VarianceOption, Solver):
     """Two-step exponential integrator on the mean estimate ``r``, linear in ``l = log(alpha/c)``, exact for such ``r``."""
 
-    name = "vdpmpp_2m"
     order = 2
 
-    def nfe(self, grid: TimeGrid) -> int:
-        return grid.n_steps
-
-    def coefficients(self, grid: TimeGrid, eval_grid: TimeGrid) -> dict[str, list[float]]:
+    def weights(self, grid: TimeGrid) -> dict[str, list[float]]:
+        """Per-step weights ``x``, ``m0``, ``m1`` of the update and ``r_eps`` of the mean estimate."""
         alpha, sigma = grid.alpha.tolist(), grid.sigma.tolist()
         scale = variance_scale(grid, self.variance)
         c, ell = scale.tolist(), (torch.log(grid.alpha) - torch.log(scale)).tolist()  # l = log(alpha/c)
@@ -122,21 +135,14 @@ class VarianceDPMSolverPP2M(_VarianceOption, Solver):
             h0 = ell[i] - ell[i - 1] if i >= 1 else math.inf
             a = alpha[i + 1]
             out["x"].append(0.0 if c[i + 1] == 0.0 else (math.inf if c[i] == 0.0 else c[i + 1] / c[i]))
-            if h == math.inf or h0 == math.inf:
-                out["m0"].append(a * h_phi(1, h))
-                out["m1"].append(0.0)
-            else:
-                slope = a * h_phi(2, h) * h / h0  # weight of (m0 - m1)
-                out["m0"].append(a * h_phi(1, h) + slope)
-                out["m1"].append(-slope)
+            w0, w1 = two_step_weights(a, h, None if h == math.inf or h0 == math.inf else h0)
+            out["m0"].append(w0)
+            out["m1"].append(w1)
             # r = x0_hat - (alpha_t v / sigma_t) eps_hat at the step's start
             out["r_eps"].append(0.0 if self.variance == 0.0 else
                                 (math.inf if sigma[i] == 0.0 else -alpha[i] * self.variance / sigma[i]))
         return out
 
-    def step(self, plan: Plan, i: int, x: torch.Tensor, denoise: Denoise, memory: tuple,
-             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
-        x0, eps = denoise(x, i)
-        r = combine((1.0, x0), (plan["r_eps"][i], eps))
-        terms = [(plan["x"][i], x), (plan["m0"][i], r)] + [(plan["m1"][i], m) for m in memory]
-        return combine(*terms), x0, (r,)
+    def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
+        weights = self.weights(grid)
+        write_multistep(b, weights, 2, mean_eps=weights["r_eps"])
