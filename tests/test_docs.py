@@ -25,8 +25,19 @@ def test_the_guide_has_pages_with_code():
     assert PAGES, "docs/ has no page with ```python blocks"
 
 
+@pytest.fixture()
+def solver_registry():
+    """Pages may register solvers: the registry is restored afterwards (other tests iterate over it)."""
+    from schedalg.sampling import SOLVERS
+
+    saved = dict(SOLVERS)
+    yield
+    SOLVERS.clear()
+    SOLVERS.update(saved)
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
-def test_every_code_block_runs(page, tmp_path, monkeypatch):
+def test_every_code_block_runs(page, tmp_path, monkeypatch, solver_registry):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     for line, code in blocks(page):
