@@ -254,6 +254,7 @@ class _StubLazy:
         import torch
 
         self.u = torch.as_tensor(u, dtype=torch.float64)
+        self.times = self.u  # the evaluation grid the sampler's program is written on
         self.predict = predict
         self._tables = {"u": list(self.u.unbind(0))}
         if d_alpha is not None:

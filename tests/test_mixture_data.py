@@ -90,7 +90,9 @@ def test_lazy_ode_converges_to_the_dop853_solution_on_a_mixture():
                               steps=steps, solver="heun")
         errors.append(float((out - reference).abs().max()))
     assert errors[1] < errors[0] / 3 and errors[2] < errors[1] / 3, errors
-    assert errors[2] < 1e-2, errors  # 6e-3 measured
+    # 6e-3 measured with a Heun last step; the last step onto the data end is an Euler step (an
+    # x0 network's eps is 0/0 there, as in Karras et al. 2022, Alg. 1): 1.5e-2 measured
+    assert errors[2] < 2.5e-2, errors
 
 
 @pytest.mark.parametrize("pair", [("linear", "vp_linear"), ("vp_linear", "edm"), ("linear", "cosine")])
