@@ -44,6 +44,7 @@ class Mutation:
 _SCHEDULE_TESTS = ("tests/test_schedule_library.py", "tests/test_testing_kit.py")
 _CONVERT_TESTS = ("tests/test_convert.py", "tests/test_diffusion.py", "tests/test_testing_kit.py")
 _LAZY_TESTS = ("tests/test_lazy.py", "tests/test_mixture_data.py")
+_SOLVER_TESTS = ("tests/test_solvers.py", "tests/test_solvers_rk.py", "tests/test_programs.py")
 
 MUTATIONS: tuple[Mutation, ...] = (
     # derivations (symbolic schedule)
@@ -150,6 +151,22 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("prediction", "schedalg/compile/_schedule.py",
              "return c_x * x + c_p * output", "return c_x * x - c_p * output",
              ("tests/test_predictions.py", "tests/test_testing_kit.py"), ("proofs/prove_predictions.py",)),
+    # solver weights (programs)
+    Mutation("solver", "schedalg/sampling/solvers/_dpmpp.py",
+             "w2 = p3 if published else 2 * p3", "w2 = p3 if published else 2.1 * p3",
+             _SOLVER_TESTS, ("proofs/prove_solvers.py",)),
+    Mutation("solver", "schedalg/sampling/solvers/_rk.py",
+             "KUTTA3 = Tableau((0, F(1, 2), 1), ((), (F(1, 2),), (-1, 2)), (F(1, 6), F(2, 3), F(1, 6)), \"rk3\")",
+             "KUTTA3 = Tableau((0, F(1, 2), 1), ((), (F(1, 2),), (-1, 2)), (F(1, 6), F(1, 2), F(1, 3)), \"rk3\")",
+             _SOLVER_TESTS, ("proofs/prove_solvers.py",)),
+    Mutation("solver", "schedalg/sampling/solvers/_adams.py",
+             "(Fraction(23, 12), Fraction(-16, 12), Fraction(5, 12)),",
+             "(Fraction(23, 12), Fraction(-15, 12), Fraction(4, 12)),",
+             ("tests/test_adams.py",), ("proofs/prove_adams.py",)),
+    Mutation("solver", "schedalg/sampling/solvers/_ddim.py",
+             "terms = [(0.0 if x is None else x[i], state), (x0[i], pred), (eps[i], e)]",
+             "terms = [(0.0 if x is None else x[i], state), (x0[i], pred), (0.99 * eps[i], e)]",
+             _SOLVER_TESTS, ("proofs/prove_solvers.py", "proofs/prove_fused.py")),
 )
 
 _COPY = ("schedalg", "tests", "proofs", "examples", "benchmarks", "conftest.py", "pyproject.toml")
