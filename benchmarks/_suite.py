@@ -43,6 +43,8 @@ from schedalg.geometry import PlannedSampler, sampling_schedules, select_sampler
 from schedalg.models import NetworkDenoiser
 from schedalg.sampling import TimeGrid
 
+from ._problem import Counter
+
 TUNING = ("edm/digits", "flow_net/digits", "ddpm_linear/digits")
 HELD_OUT = ("edm/patches", "ddpm_cosine/patches", "ve/synthetic")
 BUDGETS = (5, 10, 20)
@@ -222,14 +224,6 @@ class Row:
         return dict(vars(self))
 
 
-class Counter:
-    def __init__(self, fn):
-        self.fn = fn
-        self.calls = 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.fn(*args, **kwargs)
 
 
 class CountingModel:

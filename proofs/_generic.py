@@ -43,3 +43,12 @@ def zero_inside(residual: sp.Expr, schedule: sa.Schedule, symbol: sp.Symbol = t)
     ``q > 0`` (which tells SymPy the signs of ``symbol`` and ``hi - symbol``)."""
     hi = schedule.domain[1]
     return sp.simplify(residual) == 0 or sp.simplify(residual.subs(symbol, hi * q / (1 + q))) == 0
+
+
+def h_phi_symbolic(k, step):
+    """h phi_k(-h) in SymPy: phi_1(z) = (e^z - 1)/z, phi_{k+1}(z) = (phi_k(z) - 1/k!)/z."""
+    z = -step
+    value = (sp.exp(z) - 1) / z
+    for j in range(2, k + 1):
+        value = (value - 1 / sp.factorial(j - 1)) / z
+    return step * value

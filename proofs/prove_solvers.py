@@ -9,6 +9,8 @@ functions ``alpha(t)``, ``sigma(t)``; ``l = log(alpha/sigma)`` is DPM-Solver's h
 
 import sympy as sp
 
+from _generic import h_phi_symbolic
+
 import schedalg as sa
 from schedalg.sampling import ProgramBuilder, write_tableau_step
 from schedalg.sampling._phi import phi
@@ -28,13 +30,7 @@ def is_zero(residual: sp.Expr) -> bool:
     return sp.simplify(residual) == 0
 
 
-def _h_phi(k, step):
-    """h phi_k(-h) in SymPy: phi_1(z) = (e^z - 1)/z, phi_{k+1}(z) = (phi_k(z) - 1/k!)/z."""
-    z = -step
-    value = (sp.exp(z) - 1) / z
-    for j in range(2, k + 1):
-        value = (value - 1 / sp.factorial(j - 1)) / z
-    return step * value
+_h_phi = h_phi_symbolic
 
 
 class _Frozen:

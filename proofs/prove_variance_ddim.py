@@ -7,6 +7,8 @@ package's own (:func:`eps_weight`, :func:`two_step_weights`), called with SymPy 
 
 import sympy as sp
 
+from _generic import h_phi_symbolic
+
 from schedalg.sampling.solvers._variance_ddim import eps_weight, two_step_weights
 
 t = sp.Symbol("t", real=True)
@@ -38,13 +40,7 @@ def _vddim(alpha_t, sigma_t, alpha_n, sigma_n, x0, eps):
     return alpha_n * x0 + w * eps
 
 
-def _h_phi(k, step):
-    """h phi_k(-h) in SymPy: phi_1(z) = (e^z - 1)/z, phi_{k+1}(z) = (phi_k(z) - 1/k!)/z."""
-    z = -step
-    value = (sp.exp(z) - 1) / z
-    for j in range(2, k + 1):
-        value = (value - 1 / sp.factorial(j - 1)) / z
-    return step * value
+_h_phi = h_phi_symbolic
 
 
 def test_gaussian_flow_map_solves_the_probability_flow_ode():
