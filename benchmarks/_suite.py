@@ -5,6 +5,8 @@ around a "network" (the exact posterior of a Gaussian mixture of the data, or th
 digits flow MLP), declared on its real span:
 
 - ``edm``: an x0 model on EDM's ``sigma in [0.002, 80]`` (``edm(sigma_max=80, sigma_min=0.002)``);
+- ``linear``: an x0 model on the linear path ``x = t x0 + (1 - t) eps``, ``t in [0, 1]``
+  (not in the suite; used by ``benchmarks/dpmpp3m.py``);
 - ``ve``: an x0 model on the VE schedule ``sigma = 0.002 (40000)^t``, ``t in [0, 1]``;
 - ``ddpm_linear`` / ``ddpm_cosine``: a discrete eps model on a 1000-step beta table as
   diffusers configures it (``linear`` 1e-4..0.02; ``squaredcos_cap_v2``), time = step index;
@@ -111,17 +113,21 @@ class SuiteProblem:
         alpha, sigma = compiled.evaluate_grid(tt, "alpha", "sigma")
         return float(alpha[0]), float(sigma[0]), float(alpha[1]), float(sigma[1])
 
-    def reference(self, noise: torch.Tensor, alpha0: float, sigma0: float, scale: float) -> torch.Tensor:
-        """Model-coordinate endpoint of the ODE from ``scale * noise`` at ``(alpha0, sigma0)`` (DOP853)."""
-        key = (round(alpha0 / (alpha0 + sigma0), 12), round(scale / (alpha0 + sigma0), 12), noise.shape[0])
+    def reference(self, noise: torch.Tensor, alpha0: float, sigma0: float, scale: float,
+                  end: tuple[float, float] | None = None) -> torch.Tensor:
+        """Model-coordinate endpoint of the ODE from ``scale * noise`` at ``(alpha0, sigma0)`` (DOP853),
+        at the model's data end or at ``end = (alpha, sigma)`` of the model's schedule."""
+        end = tuple(self.end_values()[2:]) if end is None else (float(end[0]), float(end[1]))
+        key = (round(alpha0 / (alpha0 + sigma0), 12), round(scale / (alpha0 + sigma0), 12), noise.shape[0],
+               round(end[0] / (end[0] + end[1]), 12))
         if key not in self._references:
-            self._references[key] = self._solve(noise, alpha0, sigma0, scale)
+            self._references[key] = self._solve(noise, alpha0, sigma0, scale, end)
         return self._references[key]
 
-    def _solve(self, noise, alpha0, sigma0, scale):
+    def _solve(self, noise, alpha0, sigma0, scale, end):
         from scipy.integrate import solve_ivp
 
-        _, _, a_end, s_end = self.end_values()
+        a_end, s_end = end
         t0 = alpha0 / (alpha0 + sigma0)
         t1 = a_end / (a_end + s_end)
         x = (scale / (alpha0 + sigma0) * noise).numpy().reshape(-1)
@@ -156,6 +162,8 @@ def make_problem(name: str, components: int | None = None) -> SuiteProblem:
     data = data[:components].to(torch.float64)
     if kind == "edm":
         schedule = sa.schedules.edm(sigma_max=80.0, sigma_min=0.002)
+    elif kind == "linear":
+        schedule = sa.schedules.linear()
     elif kind == "ve":
         schedule = sa.schedules.ve(sigma_min=0.002, sigma_max=80.0)
     elif kind.startswith("ddpm_"):

@@ -142,3 +142,23 @@ def test_suite_smoke_every_system_counts_and_the_summary_has_the_ratio():
     assert item["ratio"] == item["auto"] / item["best_peer"] and 0 < item["planning_cost"] <= 10_000
     assert "edm/digits" in _suite.markdown([item], {"command": "x", "batch": 8, "calibration_batch": 8,
                                                     "seconds": 1.0})
+
+
+def test_suite_reference_stops_at_the_given_end():
+    """``SuiteProblem.reference(..., end=)`` solves to that end (benchmarks/dpmpp3m.py's log-SNR grids stop
+    just inside the linear path's data end): a fine RK4 run on a grid ending there agrees with it."""
+    from benchmarks import _suite
+    from benchmarks.dpmpp3m import grids
+
+    problem = _suite.make_problem("linear/digits", components=20)
+    noise = torch.randn(4, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    grid = grids(problem.schedule, 200)["log_snr"]
+    assert grid.times[-1].item() == pytest.approx(500 / 501)  # level 0.002, inside the data end t = 1
+    alpha, sigma = grid.alpha.tolist(), grid.sigma.tolist()
+    inside = problem.reference(noise, alpha[0], sigma[0], sigma[0], end=(alpha[-1], sigma[-1]))
+    at_data = problem.reference(noise, alpha[0], sigma[0], sigma[0])
+    fine = sa.sampling.Sampler(problem.model, grid, "rk4")(noise)
+    # RK4 with 200 log-SNR steps on a 20-component mixture: error well under 1e-5 (RMS per dimension);
+    # the two ends differ by O(sigma_end) = 2e-3 times the data scale, far above that.
+    assert problem.error(fine, inside) < 1e-5
+    assert problem.error(at_data, inside) > 1e-4
