@@ -198,19 +198,42 @@ def _pytest(tree: Path, files: tuple[str, ...], timeout: float) -> tuple[bool, f
     return caught, time.perf_counter() - start
 
 
+def _copy_tree(tree: Path) -> None:
+    for name in _COPY:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
+        else:
+            shutil.copy2(source, tree / name)
+
+
+def baseline(numbers: list[int], timeout: float) -> list[str]:
+    """The test and proof groups of ``numbers`` run on the unmutated copy: the groups that fail.
+
+    A mutation counts as caught only when its suite fails; a suite that already fails without
+    any mutation would "catch" everything, so the run refuses to report unless this is empty.
+    """
+    groups = sorted({group for number in numbers for group in (MUTATIONS[number - 1].tests,
+                                                                MUTATIONS[number - 1].proofs)})
+    failing = []
+    with tempfile.TemporaryDirectory(prefix="schedalg-baseline-") as tmp:
+        tree = Path(tmp)
+        _copy_tree(tree)
+        for group in groups:
+            failed, seconds = _pytest(tree, group, timeout)
+            print(json.dumps({"baseline": list(group), "passes": not failed, "seconds": round(seconds, 1)}), flush=True)
+            if failed:
+                failing.append(" ".join(group))
+    return failing
+
+
 def run(numbers: list[int], timeout: float) -> list[dict]:
     results = []
     for number in numbers:
         m = MUTATIONS[number - 1]
         with tempfile.TemporaryDirectory(prefix="schedalg-mutant-") as tmp:
             tree = Path(tmp)
-            for name in _COPY:
-                source = ROOT / name
-                if source.is_dir():
-                    shutil.copytree(source, tree / name, ignore=shutil.ignore_patterns("__pycache__", "results",
-                                                                                        "*.pt", "*.png"))
-                else:
-                    shutil.copy2(source, tree / name)
+            _copy_tree(tree)
             target = tree / m.path
             text = target.read_text()
             target.write_text(text.replace(m.old, m.new, 1))
@@ -239,11 +262,15 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{number:2d} [{m.area}] {m.path}: {m.old.strip()!r} -> {m.new.strip()!r}")
         return
     numbers = args.only or list(range(1, len(MUTATIONS) + 1))
+    failing = baseline(numbers, args.timeout)
+    if failing:
+        sys.exit("these suites fail without any mutation, so they would 'catch' everything:\n" + "\n".join(failing))
     results = run(numbers, args.timeout)
     n = len(results)
     tests = sum(r["caught_by_tests"] for r in results)
     proofs = sum(r["caught_by_proofs"] for r in results)
-    summary = {"mutations": n, "caught_by_tests": tests, "caught_by_proofs": proofs, "results": results}
+    summary = {"mutations": n, "caught_by_tests": tests, "caught_by_proofs": proofs, "baseline": "every suite passes "
+               "on the unmutated copy", "results": results}
     print(f"caught by tests: {tests}/{n}; by proofs alone: {proofs}/{n}")
     if not args.only:
         Path(args.out).write_text(json.dumps(summary, indent=1) + "\n")
