@@ -162,8 +162,9 @@ def compile_cached(owner: Any, label: str, exprs: Any, args: Sequence[sp.Symbol]
     of :func:`prepare` as allowlisted JSON; the source is printed again from the decoded
     trees, never read from the file. Trees that do not decode are ignored and rebuilt.
     """
-    from ..symbolic import derivation_record
-    from ..symbolic._cache import CacheFormatError, decode, encode
+    from ..symbolic import CacheFormatError, derivation_record
+    from ..symbolic import decode_expr as decode
+    from ..symbolic import encode_expr as encode
 
     record = derivation_record(owner)
     if record.key is None:  # tabulated: nothing identifies the table, compile per object

@@ -247,8 +247,7 @@ def evaluate_diffusion(diffusion: Any, tt: Any) -> torch.Tensor:
     At a point-mass start the one-sided limit replaces the closed form's ``0 * inf``
     (``e*(t0) = L |alpha'(t0)| / 2``, :func:`schedalg.symbolic.point_mass_start`).
     """
-    from ..symbolic._pointmass import point_mass_start, start_limit
-    from ..symbolic._symbols import t
+    from ..symbolic import point_mass_start, start_limit, t
 
     t64 = _as_float64(tt)
     if diffusion.mapped_from is not None:

@@ -15,8 +15,7 @@ import sympy as sp
 from sympy.codegen import cfunctions
 from sympy.printing.pycode import PythonCodePrinter
 
-from ..symbolic import NumericFunction
-from ..symbolic._stable import stabilize
+from ..symbolic import NumericFunction, stabilize
 
 __all__ = ["TorchPrinter", "stabilize"]
 

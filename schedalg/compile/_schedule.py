@@ -14,8 +14,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import DomainError
-from ..symbolic import Schedule, end_values, lam, prediction_conversion, t
-from ..symbolic._predictions import check_prediction_kind
+from ..symbolic import Schedule, check_prediction_kind, end_values, lam, prediction_conversion, t
 from ._compile import CompiledFunction, compile_cached, compile_exprs
 from ._inverse import invert_monotone
 

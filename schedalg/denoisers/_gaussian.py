@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..symbolic._schedule import Schedule
+from ..symbolic import Schedule
 
 __all__ = ["GaussianDenoiser"]
 

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from ..errors import SchedalgError
-from ..symbolic._schedule import Schedule
+from ..symbolic import Schedule
 
 __all__ = ["GaussianMixtureDenoiser", "OptimalDenoiser"]
 

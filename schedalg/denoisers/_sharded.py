@@ -33,7 +33,7 @@ import torch.distributed as dist
 
 from ..distributed import collective_device, rank_and_world
 from ..errors import SchedalgError
-from ..symbolic._schedule import Schedule
+from ..symbolic import Schedule
 from ._mixture import GaussianMixtureDenoiser
 
 __all__ = ["ShardedMixtureDenoiser", "ShardedOptimalDenoiser", "combine_log_sum_exp"]

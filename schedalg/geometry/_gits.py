@@ -31,7 +31,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import SchedalgError
-from ..models._contract import Denoiser
+from ..models import Denoiser
 from ._teacher import _check_times, teacher_trajectory
 
 __all__ = ["GitsGrid", "jump_costs", "least_cost_path", "gits_grid", "default_fine_times"]

@@ -33,7 +33,7 @@ class PlannedSampler(Sampler):
     def for_model(cls, denoiser: Any, grid: Any, solver: Any = "euler", **solver_options: Any) -> "PlannedSampler":
         """The sampler of ``denoiser`` along ``grid`` (on the model's span, any schedule), answering in the
         model's coordinates: ``output_scale = 1 / c(t_data)`` from the conversion model -> grid schedule."""
-        from ..sampling._sampler import same_schedule
+        from ..sampling import same_schedule
         from ..symbolic import convert
 
         schedule = grid.schedule

@@ -48,7 +48,7 @@ import sympy as sp
 import torch
 
 from ..errors import SchedalgError
-from ..models._contract import Denoiser
+from ..models import Denoiser
 from ..symbolic import Schedule
 
 __all__ = ["Candidate", "Selection", "power_times", "endpoint_error", "select_sampler", "sampling_schedules",
@@ -173,7 +173,7 @@ def _sample_errors(endpoint: torch.Tensor, reference: torch.Tensor) -> torch.Ten
 
 def _shifted_linear(shift: float) -> Schedule:
     """SD3's shifted linear path: noise fraction ``s' = shift s / (1 + (shift - 1) s)``, ``s = 1 - t``."""
-    from ..symbolic._symbols import t
+    from ..symbolic import t
 
     denominator = 1 + (sp.nsimplify(shift) - 1) * (1 - t)
     return Schedule(alpha=t / denominator, sigma=sp.nsimplify(shift) * (1 - t) / denominator,
@@ -182,7 +182,7 @@ def _shifted_linear(shift: float) -> Schedule:
 
 def _log_snr_time(low: float, high: float) -> Schedule:
     """Variance preserving in log-SNR time: ``alpha^2 = sigmoid(t)``, ``sigma^2 = sigmoid(-t)``, ``t = lambda``."""
-    from ..symbolic._symbols import t
+    from ..symbolic import t
 
     return Schedule(alpha=1 / sp.sqrt(1 + sp.exp(-t)), sigma=1 / sp.sqrt(1 + sp.exp(t)),
                     domain=(sp.Float(low), sp.Float(high)), name="vp_log_snr_time", truncated=True)

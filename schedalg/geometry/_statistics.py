@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import SchedalgError
-from ..models._contract import Denoiser
+from ..models import Denoiser
 
 __all__ = ["chord_deviation", "eps_angle", "score_deviation"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import SchedalgError
-from ..models._contract import Denoiser
+from ..models import Denoiser
 
 __all__ = ["teacher_trajectory"]
 

@@ -36,13 +36,10 @@ import torch
 
 from .._optional import require
 from ..errors import PredictionError, ScheduleError
-from ..models._network import NetworkDenoiser
-from ..sampling._errors import GridError
-from ..sampling._grid import TimeGrid
-from ..schedules._library import edm
-from ..schedules._tabulated import TabulatedSchedule, discrete_betas, from_betas, tabulated
-from ..symbolic._schedule import Schedule
-from ..symbolic._symbols import t
+from ..models import NetworkDenoiser
+from ..sampling import GridError, TimeGrid
+from ..schedules import TabulatedSchedule, discrete_betas, edm, from_betas, tabulated
+from ..symbolic import Schedule, t
 from ._flow import flow_match_schedule, unshift_noise_level
 
 __all__ = ["DIFFUSERS_PREDICTIONS", "schedule_from_diffusers", "diffusers_denoiser", "diffusers_grid", "diffusers_prediction",

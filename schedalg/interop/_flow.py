@@ -21,8 +21,7 @@ from typing import Any
 import sympy as sp
 
 from ..errors import ScheduleError
-from ..symbolic._schedule import Schedule
-from ..symbolic._symbols import t
+from ..symbolic import Schedule, t
 
 __all__ = ["flow_match_schedule", "shift_noise_level", "unshift_noise_level"]
 

@@ -27,10 +27,9 @@ from typing import Any
 import torch
 
 from ..errors import OptionalDependencyError, SchedalgError
-from ..models._contract import Denoiser
-from ..models._network import NetworkDenoiser
-from ..schedules._library import edm
-from ..symbolic._schedule import Schedule
+from ..models import Denoiser, NetworkDenoiser
+from ..schedules import edm
+from ..symbolic import Schedule
 
 __all__ = ["from_kdiffusion", "to_kdiffusion", "KDiffusionModel", "load_kdiffusion_sampling"]
 

@@ -44,8 +44,7 @@ import torch
 
 from .._optional import require
 from ..errors import SchedalgError
-from ..sampling import Sampler, TimeGrid
-from ..sampling._solver import get_solver
+from ..sampling import Sampler, TimeGrid, get_solver
 from ._diffusers import diffusers_denoiser, diffusers_grid, flow_shift_from_config, is_flow_config
 
 __all__ = ["SchedalgScheduler", "SchedulerError"]

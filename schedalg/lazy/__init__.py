@@ -12,14 +12,14 @@ sample there::
     x = sa.lazy.lazy_ode_sample(denoiser, torch.randn(16, 64), std, steps=4, solver="heun")
 """
 
-from ..symbolic._lazy import LAZY_KINDS as LAZY_KINDS
-from ..symbolic._lazy import LazyFamily as LazyFamily
-from ..symbolic._lazy import derive_lazy_family as derive_lazy_family
-from ..symbolic._lazy import gaussian_drift_coefficient as gaussian_drift_coefficient
-from ..symbolic._lazy import gaussian_posterior as gaussian_posterior
-from ..symbolic._lazy import ode_family as ode_family
-from ..symbolic._lazy import point_mass_family as point_mass_family
-from ..symbolic._lazy import sde_drift as sde_drift
+from ..symbolic import LAZY_KINDS as LAZY_KINDS
+from ..symbolic import LazyFamily as LazyFamily
+from ..symbolic import derive_lazy_family as derive_lazy_family
+from ..symbolic import gaussian_drift_coefficient as gaussian_drift_coefficient
+from ..symbolic import gaussian_posterior as gaussian_posterior
+from ..symbolic import ode_family as ode_family
+from ..symbolic import point_mass_family as point_mass_family
+from ..symbolic import sde_drift as sde_drift
 from ._samplers import LAZY_ODE_SOLVERS as LAZY_ODE_SOLVERS
 from ._samplers import integrate_lazy_ode as integrate_lazy_ode
 from ._samplers import integrate_point_mass as integrate_point_mass

@@ -31,10 +31,8 @@ import sympy as sp
 import torch
 
 from ..errors import SchedalgError
-from ..models._contract import Denoiser
-from ..symbolic._lazy import LazyFamily, derive_lazy_family
-from ..symbolic._schedule import Schedule
-from ..symbolic._symbols import t
+from ..models import Denoiser
+from ..symbolic import LazyFamily, Schedule, derive_lazy_family, t
 from ._standardize import Standardization
 
 __all__ = ["LazyDenoiser", "PreparedLazy", "LazyGridError", "natural_schedule"]

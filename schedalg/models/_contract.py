@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from ..symbolic._schedule import Schedule
+from ..symbolic import Schedule
 
 __all__ = ["Denoiser", "PreparedDenoiser", "broadcast_to_batch"]
 

@@ -23,10 +23,7 @@ from typing import Any
 
 import torch
 
-from ..symbolic._convert import convert, schedule_key
-from ..symbolic._diffusion import Diffusion, DiffusionError
-from ..symbolic._pointmass import PointMassStart, point_mass_start
-from ..symbolic._schedule import Schedule
+from ..symbolic import Diffusion, DiffusionError, PointMassStart, Schedule, convert, point_mass_start, schedule_key
 from ._contract import Denoiser, broadcast_to_batch
 
 __all__ = ["ConvertedDenoiser", "PreparedConverted"]

@@ -28,8 +28,7 @@ import sympy as sp
 import torch
 
 from ..errors import DomainError, PredictionError, SchedalgError
-from ..symbolic._predictions import check_prediction_kind
-from ..symbolic import Schedule, end_values
+from ..symbolic import Schedule, check_prediction_kind, end_values
 from ._checks import FiniteGuard, NetworkOutputError, check_output, extract_output
 from ._guidance import guide, stack_conditions
 from ._time_inputs import input_scaling_function, time_input_function

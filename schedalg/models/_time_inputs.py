@@ -38,10 +38,9 @@ from typing import Any, Callable
 import sympy as sp
 import torch
 
-from ..compile._compile import compile_exprs
+from ..compile import compile_exprs
 from ..errors import SchedalgError
-from ..symbolic._schedule import Schedule
-from ..symbolic._symbols import t
+from ..symbolic import Schedule, t
 
 __all__ = ["TIME_INPUTS", "INPUT_SCALINGS", "time_input_function", "input_scaling_function"]
 

@@ -29,6 +29,7 @@ from ._sampler import Sampler as Sampler
 from ._sampler import SamplerModule as SamplerModule
 from ._sampler import SamplerStep as SamplerStep
 from ._sampler import sample as sample
+from ._sampler import same_schedule as same_schedule
 from ._solver import SOLVERS as SOLVERS
 from ._solver import Solver as Solver
 from ._solver import get_solver as get_solver
@@ -42,5 +43,5 @@ from ._export import load_sampler as load_sampler
 
 __all__ = ["ExportError", "GridError", "SamplingError", "SolverError", "GRID_QUANTITIES", "TimeGrid",
            "per_sample_normal", "STREAM_INITIAL", "STREAM_STEPS", "Blocks", "Program", "ProgramBuilder", "Sampler", "SamplerModule", "SamplerStep",
-           "sample", "SOLVERS", "Solver", "get_solver", "register_solver", "Tableau", "tableau_nodes",
+           "sample", "same_schedule", "SOLVERS", "Solver", "get_solver", "register_solver", "Tableau", "tableau_nodes",
            "write_tableau_step", "solvers", "export_sampler", "load_sampler"]

@@ -10,8 +10,7 @@ from typing import Any, Callable
 
 import sympy as sp
 
-from ..symbolic._schedule import Schedule
-from ..symbolic._symbols import t
+from ..symbolic import Schedule, t
 
 __all__ = ["linear", "trigonometric", "cosine", "vp_linear", "vp_cosine", "sub_vp", "ve", "edm",
            "polynomial_convex", "brownian_bridge", "LIBRARY"]

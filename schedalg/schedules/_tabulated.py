@@ -25,9 +25,7 @@ import sympy as sp
 import torch
 
 from ..errors import ScheduleError
-from ..symbolic._numeric import NumericFunction
-from ..symbolic._schedule import Schedule
-from ..symbolic._symbols import t
+from ..symbolic import NumericFunction, Schedule, t
 
 __all__ = ["TabulatedSchedule", "tabulated", "from_betas", "discrete_betas"]
 

@@ -43,3 +43,24 @@ from ._schedule import EndValueWarning as EndValueWarning
 from ._schedule import SuspiciousScheduleWarning as SuspiciousScheduleWarning
 
 __all__ += ["EndValueWarning", "SuspiciousScheduleWarning"]
+
+# shared with the layers above (compile, models, lazy): their public face here
+from ._cache import CacheFormatError as CacheFormatError
+from ._cache import decode as decode_expr
+from ._cache import encode as encode_expr
+from ._convert import schedule_key as schedule_key
+from ._lazy import LAZY_KINDS as LAZY_KINDS
+from ._lazy import LazyFamily as LazyFamily
+from ._lazy import derive_lazy_family as derive_lazy_family
+from ._lazy import gaussian_drift_coefficient as gaussian_drift_coefficient
+from ._lazy import gaussian_posterior as gaussian_posterior
+from ._lazy import ode_family as ode_family
+from ._lazy import point_mass_family as point_mass_family
+from ._lazy import sde_drift as sde_drift
+from ._pointmass import start_limit as start_limit
+from ._predictions import check_prediction_kind as check_prediction_kind
+from ._stable import stabilize as stabilize
+
+__all__ += ["CacheFormatError", "decode_expr", "encode_expr", "schedule_key", "LAZY_KINDS", "LazyFamily",
+            "derive_lazy_family", "gaussian_drift_coefficient", "gaussian_posterior", "ode_family",
+            "point_mass_family", "sde_drift", "start_limit", "check_prediction_kind", "stabilize"]

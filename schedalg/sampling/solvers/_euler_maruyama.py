@@ -29,8 +29,7 @@ import sympy as sp
 import torch
 
 from ...compile import compile_exprs
-from ...symbolic import Schedule, t
-from ...symbolic._schedule import value_at_end  # not on the symbolic face yet
+from ...symbolic import Schedule, t, value_at_end
 from .._grid import TimeGrid
 from .._program import ProgramBuilder
 from .._solver import Solver, SolverError, register_solver
