@@ -17,15 +17,16 @@ network's eps is 0/0), is an Euler step, as in Karras et al. 2022 (Alg. 1).
 
 **Lazy SDE.** In the point-mass family ``y = a x' + sqrt(a (1 - a)) eps`` the optimal
 SDE (``e* = a'/2``) has drift ``(x0' - y) / (1 - a)`` and noise ``dW`` per unit ``a``;
-Euler-Maruyama from ``y = 0``:
+the registry's Euler-Maruyama step from ``y = 0`` (per channel ``a``, ``h = a_{i+1} - a_i``):
 
-    y += h / (1 - a_i) (x0' - y) + sqrt(h) xi_i,     xi_i ~ N(0, I).
+    y <- (1 - h / (1 - a_i)) y + h / (1 - a_i) x0' + sqrt(h) xi_i,     xi_i ~ N(0, I).
 
 At ``a = 0`` the state is the point mass and the network is queried on the limit input
 (:meth:`PreparedLazy.at_point_mass`, with ``xi_0``).
 
-Both loops use coefficients computed before the loop (no SymPy, no host sync) and
-return samples in data coordinates (``mean + std y``).
+Both samplers write programs with coefficients computed before the loop (no SymPy, no host
+sync), run by the interpreter of :mod:`schedalg.sampling`, and return samples in data
+coordinates (``mean + std y``).
 """
 
 from __future__ import annotations
@@ -127,19 +128,41 @@ def integrate_lazy_ode(prepared: PreparedLazy, y: torch.Tensor, solver: str, **c
     return b.build().run(y, None, prepared, cond)
 
 
+class _FromPointMass:
+    """``prepared`` as the point-mass program evaluates it: at grid point 0, where the lazy state is
+    the point mass (``c = 0``), the evaluated register is the limit ``y / c``, a standard-normal draw
+    (:meth:`PreparedLazy.at_point_mass`); elsewhere the state ``y``."""
+
+    def __init__(self, prepared: PreparedLazy):
+        self.prepared = prepared
+
+    def __call__(self, y: torch.Tensor, k: int, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if k == 0:
+            return self.prepared.at_point_mass(y, 0, **cond)
+        return self.prepared(y, k, **cond)
+
+
 def integrate_point_mass(prepared: PreparedLazy, noise: torch.Tensor, **cond: Any) -> torch.Tensor:
-    """The Euler-Maruyama loop of the point-mass SDE from ``y = 0``; ``noise`` is ``(N, B, ...)``."""
-    table = prepared.tables(noise)
-    a = table["u"]
-    h = [a[i + 1] - a[i] for i in range(len(a) - 1)]
-    drift = [h[i] / (1 - a[i]) for i in range(len(h))]
-    root = [step.sqrt() for step in h]
-    x0, _ = prepared.at_point_mass(noise[0], 0, **cond)
-    y = drift[0] * x0 + root[0] * noise[0]
-    for i in range(1, len(h)):
-        x0, _ = prepared(y, i, **cond)
-        y = y + drift[i] * (x0 - y) + root[i] * noise[i]
-    return y
+    """The Euler-Maruyama loop of the point-mass SDE from ``y = 0``; ``noise`` is ``(N, B, ...)``.
+
+    The step is the registry's ``euler_maruyama`` step
+    (:func:`~schedalg.sampling.solvers.EulerMaruyama.step_weights`) with the point-mass family's
+    coefficients per channel, ``A = -1/(1 - a_i)``, ``B = 1/(1 - a_i)``, ``e = e* = 1/2`` and
+    ``tau = a_{i+1} - a_i``, written as a program and run by the one interpreter. Uses only the
+    coefficient tables of ``prepared`` (made before the loop): no SymPy, no host-device synchronization.
+    """
+    a = prepared.tables(noise)["u"]
+    steps = len(a) - 1
+    step_weights = SOLVERS["euler_maruyama"].step_weights
+    b = ProgramBuilder(steps, prepared.times, noise_draws=steps)
+    y = b.state
+    for i in range(steps):
+        rate = 1 / (1 - a[i])
+        w_y, w_x0, w_noise = step_weights(a[i + 1] - a[i], -rate, rate, 0.5, sqrt=torch.sqrt)
+        x0, _ = b.evaluate(b.noise(0) if i == 0 else y, i)
+        y = b.combine((w_y, y), (w_x0, x0), (w_noise, b.noise(i)))
+        b.end_step(y, x0)
+    return b.build().run(torch.zeros_like(noise[0]), noise, _FromPointMass(prepared), cond)
 
 
 def lazy_ode_sample(denoiser: Denoiser, noise: torch.Tensor, standardization: Standardization, *,

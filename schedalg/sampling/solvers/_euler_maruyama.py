@@ -35,7 +35,14 @@ from .._program import ProgramBuilder
 from .._solver import Solver, SolverError, register_solver
 from ._ddim import write_one_evaluation_steps
 
-__all__ = ["EulerMaruyama", "drift_coefficients"]
+__all__ = ["EulerMaruyama", "drift_coefficients", "step_weights"]
+
+
+def step_weights(tau: Any, a_coef: Any, b_coef: Any, e: Any, sqrt: Any = math.sqrt) -> tuple:
+    """Weights ``(x, x0, noise)`` of the step ``X_{i+1} = (1 + tau A) X + tau B x0_hat + sqrt(2 e tau) xi``
+    for step length ``tau = |h| > 0``, drift coefficients ``A``, ``B`` and diffusion ``e`` (floats, or
+    tensors with ``sqrt=torch.sqrt``: one per channel in the lazy point-mass sampler)."""
+    return 1 + tau * a_coef, tau * b_coef, sqrt(2 * e * tau)
 
 
 def drift_coefficients(schedule: Schedule, e: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
@@ -76,6 +83,7 @@ class EulerMaruyama(Solver):
 
     order = 1
     stochastic = True
+    step_weights = staticmethod(step_weights)
 
     def __init__(self, diffusion: Any = "e_star", scale: float = 1.0):
         self.diffusion = diffusion
@@ -100,9 +108,8 @@ class EulerMaruyama(Solver):
             k = int(torch.nonzero(e_vals < 0)[0])
             raise SolverError("a diffusion coefficient e(t) >= 0", f"e({float(left[k]):.6g}) = {float(e_vals[k]):.6g}",
                               None)
-        tau = grid.dt.abs()
-        return {"x": (1 + tau * a_vals).tolist(), "x0": (tau * b_vals).tolist(),
-                "noise": torch.sqrt(2 * e_vals * tau).tolist()}
+        x, x0, noise = self.step_weights(grid.dt.abs(), a_vals, b_vals, e_vals, sqrt=torch.sqrt)
+        return {"x": x.tolist(), "x0": x0.tolist(), "noise": noise.tolist()}
 
     def write(self, b: ProgramBuilder, grid: TimeGrid, eval_grid: TimeGrid) -> None:
         w = self.weights(grid)
