@@ -26,6 +26,7 @@ Finiteness needs the values: reading a device flag back on the host (``bool(t)``
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -135,13 +136,16 @@ class FiniteGuard:
 
     def observe(self, out: torch.Tensor, step: int) -> None:
         """Record whether ``out`` (the raw network output at ``step``) is finite."""
-        if self.mode != "deferred":
-            if self.mode == "eager" and not bool(torch.isfinite(out).all()):
-                self._raise(step)
-            return
+        if self.mode == "deferred":
+            self.record(out, step)
+        elif self.mode == "eager" and not bool(torch.isfinite(out).all()):
+            self._raise(step)
+
+    def record(self, out: torch.Tensor, step: int) -> None:
+        """:meth:`observe` in deferred mode (the wrapper calls it directly: one call per network output)."""
         records = self._records
         size = out.numel()  # a symbolic size while tracing (torch.export): not kept, no guard on it
-        if type(size) is int and out.is_cpu and size <= self.KEEP_NUMEL and self._kept + size <= self.KEEP_BUDGET:
+        if out.is_cpu and type(size) is int and size <= self.KEEP_NUMEL and self._kept + size <= self.KEEP_BUDGET:
             self._kept += size
             records.append((step, out, True))
         else:
@@ -158,14 +162,20 @@ class FiniteGuard:
             self._slots[step] += total
         self._records, self._kept = [], 0
 
-    def raise_if_bad(self) -> None:
+    def raise_if_bad(self, final: torch.Tensor | None = None, covered: Any = ()) -> None:
         """Check what was recorded and raise naming the first non-finite step; then reset.
 
-        A quick test first (one stack and one sum per kind of record, one host read each);
-        only when it fails (or the records differ in shape) are the records checked one by one.
+        ``final`` and ``covered`` (a caller's shortcut): the result of the run and the steps whose
+        outputs all reach it through sums with nonzero weights. NaN and inf survive such sums, so
+        when ``final`` is finite these steps' records are finite too and are dropped unread; the
+        others are checked. Otherwise: a quick test first (one stack and one sum per kind of record,
+        one host read each); only when it fails (or the records differ in shape) are the records
+        checked one by one, which names the first bad step.
         """
         records, slots = self._records, self._slots
         self._records, self._kept, self._slots = [], 0, None
+        if records and covered and final is not None and _finite_sum(final):
+            records = [record for record in records if record[0] not in covered]
         bad = [] if not records or _all_finite(records) else _bad_steps(records)
         if slots is not None:
             bad += torch.nonzero(~torch.isfinite(slots)).reshape(-1).tolist()
@@ -179,14 +189,20 @@ class FiniteGuard:
                                  step=step, time=self._times[step])
 
 
+def _finite_sum(value: torch.Tensor) -> bool:
+    """True when the float64 sum of ``value`` is finite (then every entry is; an overflow only reads as
+    False, which sends the caller to the exact check). One reduction and one host read."""
+    return math.isfinite(value.sum(dtype=torch.float64).item())
+
+
 def _all_finite(records: list[tuple[int, torch.Tensor, bool]]) -> bool:
     """True when every record is finite for sure (a non-finite total sends the caller to :func:`_bad_steps`)."""
     kinds = ([v for _, v, whole in records if whole], [v for _, v, whole in records if not whole])
     try:
-        totals = [torch.stack(values).sum() for values in kinds if values]
+        totals = [torch.stack(values).sum(dtype=torch.float64) for values in kinds if values]
     except RuntimeError:  # outputs of different shapes (or devices): check one by one
         return False
-    return all(bool(torch.isfinite(total)) for total in totals)
+    return all(math.isfinite(total.item()) for total in totals)
 
 
 def _bad_steps(records: list[tuple[int, torch.Tensor, bool]]) -> list[int]:

@@ -155,6 +155,27 @@ class Program:
         """Network evaluations of each step."""
         return tuple(sum(op[0] != _LIN for op in block) for block in self.code)
 
+    @cached_property
+    def propagated(self) -> frozenset[int]:
+        """Evaluation indices whose raw network outputs all reach the final state through combinations.
+
+        A combination multiplies by nonzero floats or tensor weights and adds, so a NaN or inf in a term
+        leaves a NaN or inf in its result (``w inf`` is infinite, ``inf - inf`` is NaN, ``0 NaN`` is NaN);
+        along a chain of combinations from a raw output ``F`` to the final state, a non-finite ``F`` thus
+        makes the final state non-finite. A finite final state therefore shows these outputs finite
+        (the deferred finite check then reads only the others). Terms with :class:`Blocks` weights (a
+        matrix product) and evaluations of the unfused program (the prediction is formed inside the
+        denoiser) are not counted, nor are raw outputs read only through a network call.
+        """
+        reach = {self.ends[-1][1]}
+        for block in reversed(self.code):
+            for op in reversed(block):
+                if op[0] == _LIN and op[1] in reach:
+                    reach.update(r for w, r in op[2] if type(w) is not Blocks)
+        ops = [op for block in self.code for op in block if op[0] != _LIN]
+        unreached = {op[2] for op in ops if op[0] == _EVAL or op[3] not in reach}
+        return frozenset(op[2] for op in ops if op[2] not in unreached)
+
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.coefficients[name]
 
