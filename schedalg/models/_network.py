@@ -235,7 +235,8 @@ class PreparedNetwork:
             x_in = x_in.to(net_dtype)
         if owner.guidance_scale is None:
             out = self._run(x_in, stamps, batch, cond, i)
-        elif owner.batched_guidance:
+            return out if out.dtype == x.dtype else out.to(x.dtype)
+        if owner.batched_guidance:
             kwargs = stack_conditions(cond, owner.uncond, batch)
             out = guide(self._run(torch.cat([x_in, x_in]), stamps, 2 * batch, kwargs, i), owner.guidance_scale)
         else:
