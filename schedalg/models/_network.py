@@ -245,6 +245,42 @@ class PreparedNetwork:
             out = unconditional + owner.guidance_scale * (conditional - unconditional)
         return out if out.dtype == x.dtype else out.to(x.dtype)
 
+    def raw_for(self, like: torch.Tensor) -> Any:
+        """:meth:`raw` as a function ``F = f(x, i)`` for states of ``like``'s dtype, device and batch size, with
+        no conditioning (None with classifier-free guidance, or where ``raw`` was replaced on this object:
+        use :meth:`raw`).
+
+        The same call and the same checks (undefined steps, output type, shape and dtype, the finite
+        check), with every per-run choice made once here: a sampler binds it once per run.
+        """
+        owner = self.owner
+        if owner.guidance_scale is not None or "raw" in vars(self):
+            return None
+        dtype, batch = like.dtype, like.shape[0]
+        net_dtype, stamps, c_in = self._calls.get((dtype, like.device)) or self._call_inputs(dtype, like.device)
+        per_step = stamps.get(batch) if type(batch) is int else None
+        if per_step is None:
+            per_step = self._time_inputs(stamps, batch) or tuple(t.expand(batch) for t in stamps[None])
+        bad, network, kwargs, record = self._bad_quantity, owner.network, owner.network_kwargs, self._record
+        cast = net_dtype != dtype
+
+        def raw(x: torch.Tensor, i: int) -> torch.Tensor:
+            if bad[i] is not None:
+                self._raise_undefined(i)
+            x_in = x if c_in is None else x * c_in[i]
+            if cast:
+                x_in = x_in.to(net_dtype)
+            out = network(x_in, per_step[i], **kwargs)
+            if type(out) is not torch.Tensor:
+                out = extract_output(out, i, self._time_list[i])
+            if out.shape != x_in.shape or out.dtype != x_in.dtype:  # (an output of the input's dtype is float)
+                check_output(out, x_in.shape, x_in.dtype, owner.strict_dtype, i, self._time_list[i])
+            if record is not None:
+                record(out, i)
+            return out if out.dtype == dtype else out.to(dtype)
+
+        return raw
+
     def affine_output(self, i: int) -> tuple[float, float, float, float] | None:
         """``(x0_x, x0_p, eps_x, eps_p)`` at ``times[i]`` as Python floats: ``x0_hat = x0_x x + x0_p F``,
         ``eps_hat = eps_x x + eps_p F`` with ``F = raw(x, i)``; None where they are undefined (non-finite).

@@ -68,6 +68,18 @@ class SamplerStep:
         return f"SamplerStep(index={self.index}, t={self.t:.6g}, t_next={self.t_next:.6g})"
 
 
+class _Bound:
+    """A prepared denoiser whose ``raw`` is bound to one run's states (``PreparedNetwork.raw_for``)."""
+
+    __slots__ = ("prepared", "raw")
+
+    def __init__(self, prepared: Any, raw: Callable[[torch.Tensor, int], torch.Tensor]):
+        self.prepared, self.raw = prepared, raw
+
+    def __call__(self, x: torch.Tensor, i: int, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.prepared(x, i, **cond)
+
+
 def same_schedule(a: Schedule, b: Schedule) -> bool:
     """True when ``a`` and ``b`` are the same object or have identical expressions and domain."""
     if a is b:
@@ -219,6 +231,11 @@ class Sampler:
             self.last_nfe = 0
         run_step, ends = program.run_step, program.ends
         watch = observe is not None or bar is not None
+        if only is None and program.fused and not cond:  # the raw call bound once for this run
+            bind = getattr(prepared, "raw_for", None)
+            raw = bind(x) if callable(bind) else None
+            if raw is not None:
+                prepared = _Bound(prepared, raw)
         with torch.no_grad():
             for i in range(first, last):
                 run_step(i, regs, prepared, cond)
