@@ -318,11 +318,12 @@ class Program:
                     out.append((_RAW, op[1], op[2], raw, ()))
                     for target, (w_x, w_p) in ((op[3], (a_x, a_p)), (op[4], (e_x, e_p))):
                         subst[target] = ((w_x, op[1]), (w_p, raw))
-                        if target in whole:
+                        if target in whole:  # formed here; later reads use it, so F can be dropped sooner
                             formed = _substitute(((1.0, target),), subst)
                             if formed is None:
                                 return self
                             out.append(_lin(target, formed))
+                            del subst[target]
                 elif op[0] == _LIN:
                     terms = _substitute(op[2], subst)
                     if terms is None:
