@@ -34,10 +34,10 @@ The load average (``os.getloadavg``) before and after is recorded.
 Peak memory (``--memory``): each loop runs in a fresh process on a large state (batch
 4096 x 1024 dims, float32: 16 MiB per copy); the growth of the process's peak resident set
 (``VmHWM``) during one run, over its peak after the set-up, is reported in MiB and in
-copies of the state (glibc's mmap threshold fixed at 64 KiB, so that freed buffers leave the resident
-set at once and the peak follows the live tensors), for Euler, Heun, RK4 (against hand-written loops), DPM-Solver++(2M),
-(3M) and iPNDM. Each row also gives what the loop must keep (state, current predictions,
-the solver's declared memory) in copies of the state.
+copies of the state (glibc's mmap threshold fixed at 64 KiB, so that freed buffers leave the
+resident set at once and the peak follows the live tensors), for Euler, Heun, RK4 (against
+hand-written loops), DPM-Solver++(2M), (3M) and iPNDM. Each sampler row also gives the solver's
+declared memory (the most earlier-step registers a step reads besides the state).
 
 Results go to ``benchmarks/results/overhead.json``.
 Run: ``nice -n 10 python benchmarks/overhead.py --memory`` (``--quick`` for fewer repeats).
