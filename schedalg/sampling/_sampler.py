@@ -298,7 +298,9 @@ class SamplerModule(torch.nn.Module):
     keyword arguments for the network. It executes the sampler's program (fused as the
     sampler's) with a prepared denoiser of its own, so that tracing (``torch.export``,
     ``torch.compile``) leaves nothing in the sampler's. The deferred finite check of the
-    network's outputs is then the caller's: ``module.prepared.finish()`` after a run.
+    network's outputs is then the caller's, outside the traced region (it reads one value back):
+    ``module.prepared.finish()`` after a run, or ``module.prepared.finish(final=out,
+    covered=module.program.propagated)`` to skip the records a finite sample vouches for.
     """
 
     def __init__(self, sampler: Sampler):
