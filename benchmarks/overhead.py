@@ -29,7 +29,9 @@ of the median (order statistics of the binomial). Each timed run is ``inner`` ca
 thread), so other processes' load counts less than in wall time. Cases: Euler (50 steps) and
 RK4 (12 steps, 48 evaluations) at batch 16 and 4096 on 2- and 64-dim data. The exported
 sampler against the in-library one is the median of the ratio of their paired ratios.
-The load average (``os.getloadavg``) before and after is recorded.
+The load average (``os.getloadavg``) before and after is recorded. glibc's allocator is set to
+reuse a never-trimmed heap for the timings (:func:`steady_allocator`; memory rows are measured
+the other way, in their own processes).
 
 Peak memory (``--memory``): each loop runs in a fresh process on a large state (batch
 4096 x 1024 dims, float32: 16 MiB per copy); the growth of the process's peak resident set
@@ -284,6 +286,28 @@ def memory_rows(steps: int = 6) -> list[dict]:
     return rows
 
 
+def steady_allocator() -> str:
+    """Fix glibc's malloc for the timings: large buffers from a heap that is never trimmed (no mmap).
+
+    By default glibc maps buffers above an adaptive threshold with ``mmap`` and unmaps them when freed, and
+    trims the heap top, so whether a state-sized buffer costs fresh page faults depends on the history of
+    allocations: at batch 4096 the same loop then runs at about 1.6 or 2.6 ms a step from one object to the
+    next (seen for the hand-written loop and for every sampler alike). With the threshold and trimming fixed
+    all loops reuse warm memory. Returns what was set (or why not).
+    """
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        ok = all(libc.mallopt(option, value) == 1 for option, value in (
+            (m_mmap_threshold, 1 << 30), (m_trim_threshold, 1 << 30), (m_top_pad, 1 << 28)))
+    except (OSError, AttributeError):
+        return "default (mallopt unavailable)"
+    return "glibc mallopt: mmap threshold 1 GiB, trim threshold 1 GiB, top pad 256 MiB" if ok else "default"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -292,6 +316,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    allocator = steady_allocator()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         runs = []
@@ -307,7 +332,7 @@ def main() -> None:
         "command": "nice -n 10 python benchmarks/overhead.py" + (" --quick" if args.quick else "")
         + (" --memory" if args.memory else ""),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu",
-        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "allocator": allocator,
         "load_average_1_5_15": {"before": load_before, "after": os.getloadavg()},
         "runs": runs,
     }
