@@ -338,6 +338,58 @@ def test_deferred_guard_keeps_bounded_references():
     assert guard._kept == 0 and guard._records == []
 
 
+def _nan_at_time(bad_time: float):
+    """A network that ignores its input (so NaN never spreads through it) and returns NaN at one time."""
+    def net(x, t):
+        out = torch.zeros_like(x) + 0.1
+        return out + float("nan") if abs(float(t[0]) - bad_time) < 1e-12 else out
+    return net
+
+
+@pytest.mark.parametrize("solver, stage", [("midpoint", 0), ("heun3", 1)])
+def test_an_output_that_never_reaches_the_sample_is_still_reported(solver, stage):
+    """Midpoint's first stage and heun3's second (weight 0 in the final sum) reach the next state only
+    through a network call: a NaN there can vanish (this network ignores its input), the final state
+    stays finite, and the deferred check must still read that output's record and name its step."""
+    schedule = sa.schedules.linear()
+    grid = TimeGrid.uniform(schedule, 4, t_start=0.1, t_end=0.9)
+    probe = Sampler(NetworkDenoiser(lambda x, t: x, schedule, "velocity"), grid, solver)
+    k = probe.plan.evaluation_indices(1)[stage]
+    assert k not in probe.program().propagated and probe.plan.evaluation_indices(1)[-1] in probe.program().propagated
+    bad_time = float(probe.plan.eval_grid.times[k])
+    unchecked = Sampler(NetworkDenoiser(_nan_at_time(bad_time), schedule, "velocity", check_finite="off"), grid,
+                        solver)
+    assert torch.isfinite(unchecked(torch.ones(2, 2, dtype=torch.float64))).all()  # the NaN left no trace
+    sampler = Sampler(NetworkDenoiser(_nan_at_time(bad_time), schedule, "velocity"), grid, solver)
+    with pytest.raises(NetworkOutputError, match=rf"step {k} \(t = {bad_time:.6g}\)"):
+        sampler(torch.ones(2, 2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4", "dpmpp_2m", "ipndm"])
+def test_a_finite_sample_vouches_for_the_outputs_that_reach_it(solver, monkeypatch):
+    """Every raw output of these programs reaches the final state through combinations only: a finite
+    final state shows them finite, so the records are dropped without the per-record check; a NaN in
+    any of them reaches the sample and the records are read (naming the step)."""
+    import schedalg.models._checks as checks
+
+    schedule = sa.schedules.linear()
+    grid = TimeGrid.uniform(schedule, 4, t_start=0.1, t_end=0.9)
+    sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, "velocity"), grid, solver)
+    program = sampler.program()
+    evaluated = {k for i in range(program.n_steps) for k in program.evaluation_indices(i)}
+    assert program.propagated == evaluated
+    original, read = checks._all_finite, []
+    monkeypatch.setattr(checks, "_all_finite", lambda records: read.append(len(records)) or original(records))
+    sampler(torch.ones(2, 2, dtype=torch.float64))
+    assert read == []
+    k = program.evaluation_indices(2)[0]
+    bad_time = float(program.eval_grid.times[k])
+    bad = Sampler(NetworkDenoiser(_nan_at_time(bad_time), schedule, "velocity"), grid, solver)
+    with pytest.raises(NetworkOutputError, match=rf"step {k} \(t = {bad_time:.6g}\)"):
+        bad(torch.ones(2, 2, dtype=torch.float64))
+    assert read != []
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA for sync debug mode")
 @pytest.mark.parametrize("solver", AFFINE)
 def test_cuda_fused_program_under_sync_debug_mode(solver):

@@ -85,6 +85,24 @@ def test_loop_reads_nothing_back_and_calls_no_sympy(solver, monkeypatch):
         assert calls == [], (label, calls)
 
 
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_a_plain_call_reads_back_only_after_its_loop(solver, monkeypatch):
+    """A plain call runs the fused program with the network's raw call bound once for the run
+    (``PreparedNetwork.raw_for``): nothing is read back before the deferred check after the loop, and
+    the sample is the stepwise run's, bit for bit."""
+    schedule = sa.schedules.linear()
+    grid = TimeGrid.uniform(schedule, 4, t_start=0.05, t_end=0.95)
+    sampler = Sampler(NetworkDenoiser(_Mlp(), schedule, prediction="velocity"), grid, solver)
+    noise = per_sample_normal((3, 2), 0)
+    *_, last = sampler.iterate(noise, seed=0)
+    finish, reads_before_finish = sampler.prepared.finish, []
+    with _guard(monkeypatch) as calls:
+        sampler.prepared.finish = lambda *a, **k: reads_before_finish.append(list(calls)) or finish(*a, **k)
+        out = sampler(noise, seed=0)
+    assert reads_before_finish == [[]]
+    assert torch.equal(out, last.x_next)
+
+
 def test_converted_denoiser_loop_is_sync_free(monkeypatch):
     """A grid in another schedule (the denoiser is converted before the loop)."""
     grid = TimeGrid.uniform(sa.schedules.brownian_bridge(), 4, t_end=0.9)

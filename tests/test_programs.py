@@ -145,6 +145,41 @@ def test_the_loop_keeps_only_the_state_predictions_and_memory(solver, live):
     assert all(len(program.memory(i)) <= get_solver(solver).order - 1 for i in range(program.n_steps))
 
 
+def _peak_buffers(program) -> int:
+    """Most state-sized buffers alive at once, counted at every instruction when its output exists and its
+    inputs are not yet dropped (the moment a combination is formed), from the program's drop lists. A
+    combination of one register with weight 1 is that register (no new buffer); draws are not counted."""
+    noise = set(range(program.noise_base, program.noise_base + program.noise_draws))
+    root: dict[int, int] = {}
+    live = {0}
+    peak = 1
+    for i, block in enumerate(program.code):
+        for op in block:
+            kind = op[0]
+            if kind == 2 and len(op[2]) == 1 and op[2][0][0] == 1.0:
+                root[op[1]] = root.get(op[2][0][1], op[2][0][1])
+            written = (op[1],) if kind == 2 else (op[3],) if kind == 1 else (op[3], op[4])
+            live.update(written)
+            peak = max(peak, len({root.get(r, r) for r in live if r not in noise}))
+            live.difference_update(op[-1])
+        live.difference_update(program.ends[i][3])
+    return peak
+
+
+@pytest.mark.parametrize("solver, peak", [("euler", 3), ("heun", 4), ("rk4", 6), ("dpmpp_2m", 4), ("dpmpp_3m", 5),
+                                          ("ipndm", 6)])
+def test_a_combination_is_formed_with_only_the_state_predictions_and_memory_alive(solver, peak):
+    """Issue 18: at most the state, the step's predictions, the solver's memory and the output being formed.
+    E.g. DPM-Solver++(2M): x_i, D_{i-1}, D_i and x_{i+1} = 4; a multistep prediction kept for the next step is
+    formed once and read as it is in its own step, so its raw output is dropped when it is formed."""
+    schedule = sa.schedules.linear()
+    sampler = Sampler(_mlp_denoiser(schedule), TimeGrid.log_snr_uniform(schedule, 6, t_start=0.05, t_end=0.95),
+                      solver)
+    program = sampler.program()
+    assert program.fused
+    assert _peak_buffers(program) == peak
+
+
 def test_a_prediction_that_is_the_next_state_is_formed_in_a_fused_program():
     """DDIM's last step to alpha = 1 is x_{i+1} = x0_hat itself: the fused program must form it from F."""
     schedule = sa.schedules.vp_cosine()

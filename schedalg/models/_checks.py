@@ -8,9 +8,9 @@ Finiteness needs the values: reading a device flag back on the host (``bool(t)``
 * ``"deferred"`` (the default): no sync and at most one reduction kernel per call. A
   small CPU output (at most :attr:`FiniteGuard.KEEP_NUMEL` entries, while the outputs kept
   hold at most :attr:`FiniteGuard.KEEP_BUDGET` entries in all) is kept by reference, at
-  no cost per call; any other output is reduced to a float64 sum on its device (sums
-  of blocks of 1024 entries in the output's dtype, then of those: one read of the output and
-  no full-size float64 copy, see :func:`_total`). NaN and inf propagate through a sum
+  no cost per call; any other output is reduced on its device to the sums of its blocks of
+  1024 entries in the output's dtype (one kernel, one read of the output, no full-size float64
+  copy; the few block sums are added in float64 after the loop; see :func:`_total`). NaN and inf propagate through a sum
   (``inf - inf`` is NaN), so a sum is non-finite exactly when its output had a non-finite
   value (block sums of finite network outputs do not overflow in practice). :meth:`FiniteGuard.raise_if_bad`
   checks what was kept with a few batched operations and one host read per group, after
@@ -26,6 +26,7 @@ Finiteness needs the values: reading a device flag back on the host (``bool(t)``
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -94,15 +95,15 @@ _SUM_DTYPES = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
 
 
 def _total(out: torch.Tensor, size: Any) -> torch.Tensor:
-    """A float64 scalar that is non-finite exactly when ``out`` has a NaN or inf entry (in practice).
+    """A small tensor that is non-finite exactly when ``out`` has a NaN or inf entry (in practice).
 
-    Sums of blocks of :data:`_BLOCK` entries in the output's dtype (float32 for half types: one
-    read, no full-size copy), then a float64 sum of the few block sums; a block sum overflows
-    only for entries of order ``1e35`` (float32). Sizes that are not a multiple of the block
-    (or symbolic while tracing) are summed in float64 at once.
+    The sums of blocks of :data:`_BLOCK` entries in the output's dtype (float32 for half types):
+    one kernel and one read, no full-size copy; :meth:`FiniteGuard.raise_if_bad` adds them in
+    float64. A block sum overflows only for entries of order ``1e35`` (float32). Sizes that are
+    not a multiple of the block (or symbolic while tracing) are summed in float64 at once.
     """
     if type(size) is int and size % _BLOCK == 0 and out.is_contiguous():
-        return out.view(-1, _BLOCK).sum(1, dtype=_SUM_DTYPES.get(out.dtype)).sum(dtype=torch.float64)
+        return out.view(-1, _BLOCK).sum(1, dtype=_SUM_DTYPES.get(out.dtype))
     return out.sum(dtype=torch.float64)
 
 
@@ -135,13 +136,16 @@ class FiniteGuard:
 
     def observe(self, out: torch.Tensor, step: int) -> None:
         """Record whether ``out`` (the raw network output at ``step``) is finite."""
-        if self.mode != "deferred":
-            if self.mode == "eager" and not bool(torch.isfinite(out).all()):
-                self._raise(step)
-            return
+        if self.mode == "deferred":
+            self.record(out, step)
+        elif self.mode == "eager" and not bool(torch.isfinite(out).all()):
+            self._raise(step)
+
+    def record(self, out: torch.Tensor, step: int) -> None:
+        """:meth:`observe` in deferred mode (the wrapper calls it directly: one call per network output)."""
         records = self._records
         size = out.numel()  # a symbolic size while tracing (torch.export): not kept, no guard on it
-        if type(size) is int and out.is_cpu and size <= self.KEEP_NUMEL and self._kept + size <= self.KEEP_BUDGET:
+        if out.is_cpu and type(size) is int and size <= self.KEEP_NUMEL and self._kept + size <= self.KEEP_BUDGET:
             self._kept += size
             records.append((step, out, True))
         else:
@@ -150,22 +154,28 @@ class FiniteGuard:
             self._fold()
 
     def _fold(self) -> None:
-        """Add the records' sums into one float64 device slot per step (no host sync)."""
+        """Add the records (outputs or block sums) into one float64 device slot per step (no host sync)."""
         for step, value, whole in self._records:
-            total = value.sum(dtype=torch.float64) if whole else value.to(torch.float64)
+            total = value.sum(dtype=torch.float64)
             if self._slots is None or self._slots.device != total.device:
                 self._slots = torch.zeros(len(self._times), dtype=torch.float64, device=total.device)
             self._slots[step] += total
         self._records, self._kept = [], 0
 
-    def raise_if_bad(self) -> None:
+    def raise_if_bad(self, final: torch.Tensor | None = None, covered: Any = ()) -> None:
         """Check what was recorded and raise naming the first non-finite step; then reset.
 
-        A quick test first (one stack and one sum per kind of record, one host read each);
-        only when it fails (or the records differ in shape) are the records checked one by one.
+        ``final`` and ``covered`` (a caller's shortcut): the result of the run and the steps whose
+        outputs all reach it through sums with nonzero weights. NaN and inf survive such sums, so
+        when ``final`` is finite these steps' records are finite too and are dropped unread; the
+        others are checked. Otherwise: a quick test first (one stack and one sum per kind of record,
+        one host read each); only when it fails (or the records differ in shape) are the records
+        checked one by one, which names the first bad step.
         """
         records, slots = self._records, self._slots
         self._records, self._kept, self._slots = [], 0, None
+        if records and covered and final is not None and _finite_sum(final):
+            records = [record for record in records if record[0] not in covered]
         bad = [] if not records or _all_finite(records) else _bad_steps(records)
         if slots is not None:
             bad += torch.nonzero(~torch.isfinite(slots)).reshape(-1).tolist()
@@ -179,14 +189,20 @@ class FiniteGuard:
                                  step=step, time=self._times[step])
 
 
+def _finite_sum(value: torch.Tensor) -> bool:
+    """True when the sum of ``value`` (:func:`_total`, then float64) is finite: then every entry is (an
+    overflow only reads as False, which sends the caller to the exact check). One host read."""
+    return math.isfinite(_total(value, value.numel()).sum(dtype=torch.float64).item())
+
+
 def _all_finite(records: list[tuple[int, torch.Tensor, bool]]) -> bool:
     """True when every record is finite for sure (a non-finite total sends the caller to :func:`_bad_steps`)."""
     kinds = ([v for _, v, whole in records if whole], [v for _, v, whole in records if not whole])
     try:
-        totals = [torch.stack(values).sum() for values in kinds if values]
+        totals = [torch.stack(values).sum(dtype=torch.float64) for values in kinds if values]
     except RuntimeError:  # outputs of different shapes (or devices): check one by one
         return False
-    return all(bool(torch.isfinite(total)) for total in totals)
+    return all(math.isfinite(total.item()) for total in totals)
 
 
 def _bad_steps(records: list[tuple[int, torch.Tensor, bool]]) -> list[int]:
@@ -197,9 +213,7 @@ def _bad_steps(records: list[tuple[int, torch.Tensor, bool]]) -> list[int]:
         steps.append(step)
         values.append(value)
     bad = []
-    for (whole, _, _), (steps, values) in groups.items():
-        finite = torch.isfinite(torch.stack(values))
-        if whole:
-            finite = finite.reshape(len(values), -1).all(dim=1)
+    for steps, values in groups.values():
+        finite = torch.isfinite(torch.stack(values)).reshape(len(values), -1).all(dim=1)
         bad += [steps[k] for k in torch.nonzero(~finite).reshape(-1).tolist()]
     return bad

@@ -155,11 +155,17 @@ class PreparedConverted:
         rate = broadcast_to_batch(self.direction * self.diffusion[i], x0)
         return velocity + rate * self._score(x0, eps, i)
 
-    def finish(self) -> None:
-        """After the loop: forward to the inner prepared denoiser's ``finish`` (deferred checks)."""
+    def finish(self, final: torch.Tensor | None = None, covered: Any = ()) -> None:
+        """After the loop: forward to the inner prepared denoiser's ``finish`` (deferred checks).
+
+        ``final`` is in this denoiser's coordinates, a scaling of the inner ones (``y = c x``) that keeps
+        non-finite values non-finite, so the shortcut of :meth:`PreparedNetwork.finish` carries over."""
         finish = getattr(self.inner, "finish", None)
         if finish is not None:
-            finish()
+            if covered and final is not None:
+                finish(final=final, covered=covered)
+            else:
+                finish()
 
     def noise_scale(self, i: int) -> torch.Tensor:
         """``sqrt(2 E_i)``: the noise coefficient of the SDE at ``times[i]``."""

@@ -196,9 +196,10 @@ class PreparedNetwork:
         finite = torch.stack([torch.isfinite(v) for v in self.tables.values()])
         self._bad_quantity = [None if bool(ok.all()) else sorted(k for k, f in zip(self.tables, ok) if not f)
                               for ok in finite.T]
-        self._cast: dict[tuple, tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]] = {}
-        self._per_batch: dict[tuple, tuple[torch.Tensor, ...]] = {}
+        self._calls: dict[tuple, tuple] = {}  # per (dtype, device) of the states: see _call_inputs
         self._guard = FiniteGuard(owner.check_finite, times)
+        # what _run calls on each output: the deferred record, the eager check, or nothing
+        self._record = {"deferred": self._guard.record, "eager": self._guard.observe}.get(self._guard.mode)
         unscaled = owner._c_out_fn is None and owner._c_skip_fn is None
         self._x0_is_output = unscaled and owner.prediction == "x0"
         self._eps_is_output = unscaled and owner.prediction == "eps"
@@ -220,26 +221,64 @@ class PreparedNetwork:
         Shape, dtype and finiteness are checked as in :meth:`__call__`, which returns
         ``(x0_x[i] x + x0_p[i] F, eps_x[i] x + eps_p[i] F)`` (see :meth:`affine_output`).
         """
-        owner = self.owner
         if self._bad_quantity[i] is not None:
             self._raise_undefined(i)
-        net_dtype = owner.network_dtype or x.dtype
-        tables, _ = self._tables(x.dtype, net_dtype, x.device)
-        x_in = x if "c_in" not in tables else x * self._scalars["c_in"][i]
+        owner = self.owner
+        batch = x.shape[0]
+        call = self._calls.get((x.dtype, x.device))
+        if call is None:
+            call = self._call_inputs(x.dtype, x.device)
+        net_dtype, stamps, c_in = call
+        x_in = x if c_in is None else x * c_in[i]
         if x_in.dtype != net_dtype:
             x_in = x_in.to(net_dtype)
-        batch = x.shape[0]
-        time = tables["time"]  # the whole cast table: _run takes step i's input from it
         if owner.guidance_scale is None:
-            out = self._run(x_in, time, batch, cond, i)
-        elif owner.batched_guidance:
+            out = self._run(x_in, stamps, batch, cond, i)
+            return out if out.dtype == x.dtype else out.to(x.dtype)
+        if owner.batched_guidance:
             kwargs = stack_conditions(cond, owner.uncond, batch)
-            out = guide(self._run(torch.cat([x_in, x_in]), time, 2 * batch, kwargs, i), owner.guidance_scale)
+            out = guide(self._run(torch.cat([x_in, x_in]), stamps, 2 * batch, kwargs, i), owner.guidance_scale)
         else:
-            conditional = self._run(x_in, time, batch, cond, i)
-            unconditional = self._run(x_in, time, batch, {**cond, **_broadcast(owner.uncond, batch)}, i)
+            conditional = self._run(x_in, stamps, batch, cond, i)
+            unconditional = self._run(x_in, stamps, batch, {**cond, **_broadcast(owner.uncond, batch)}, i)
             out = unconditional + owner.guidance_scale * (conditional - unconditional)
         return out if out.dtype == x.dtype else out.to(x.dtype)
+
+    def raw_for(self, like: torch.Tensor) -> Any:
+        """:meth:`raw` as a function ``F = f(x, i)`` for states of ``like``'s dtype, device and batch size, with
+        no conditioning (None with classifier-free guidance, or where ``raw`` was replaced on this object:
+        use :meth:`raw`).
+
+        The same call and the same checks (undefined steps, output type, shape and dtype, the finite
+        check), with every per-run choice made once here: a sampler binds it once per run.
+        """
+        owner = self.owner
+        if owner.guidance_scale is not None or "raw" in vars(self):
+            return None
+        dtype, batch = like.dtype, like.shape[0]
+        net_dtype, stamps, c_in = self._calls.get((dtype, like.device)) or self._call_inputs(dtype, like.device)
+        per_step = stamps.get(batch) if type(batch) is int else None
+        if per_step is None:
+            per_step = self._time_inputs(stamps, batch) or tuple(t.expand(batch) for t in stamps[None])
+        bad, network, kwargs, record = self._bad_quantity, owner.network, owner.network_kwargs, self._record
+        cast = net_dtype != dtype
+
+        def raw(x: torch.Tensor, i: int) -> torch.Tensor:
+            if bad[i] is not None:
+                self._raise_undefined(i)
+            x_in = x if c_in is None else x * c_in[i]
+            if cast:
+                x_in = x_in.to(net_dtype)
+            out = network(x_in, per_step[i], **kwargs)
+            if type(out) is not torch.Tensor:
+                out = extract_output(out, i, self._time_list[i])
+            if out.shape != x_in.shape or out.dtype != x_in.dtype:  # (an output of the input's dtype is float)
+                check_output(out, x_in.shape, x_in.dtype, owner.strict_dtype, i, self._time_list[i])
+            if record is not None:
+                record(out, i)
+            return out if out.dtype == dtype else out.to(dtype)
+
+        return raw
 
     def affine_output(self, i: int) -> tuple[float, float, float, float] | None:
         """``(x0_x, x0_p, eps_x, eps_p)`` at ``times[i]`` as Python floats: ``x0_hat = x0_x x + x0_p F``,
@@ -254,54 +293,62 @@ class PreparedNetwork:
         eps = (0.0, 1.0) if self._eps_is_output else (scalars["eps_x"][i], scalars["eps_p"][i])
         return x0 + eps
 
-    def finish(self) -> None:
+    def finish(self, final: torch.Tensor | None = None, covered: Any = ()) -> None:
         """After the loop: raise :class:`NetworkOutputError` if a deferred NaN/inf check failed.
 
         One host sync. Samplers call this once when the loop ends; calling it again is a no-op.
+        ``final`` and ``covered``: the run's result and the grid indices whose outputs all reach it
+        through sums with nonzero weights (:attr:`schedalg.sampling.Program.propagated`); when
+        ``final`` is finite their records are not read (see :meth:`FiniteGuard.raise_if_bad`).
         """
-        self._guard.raise_if_bad()
+        self._guard.raise_if_bad(final, covered)
 
     # ------------------------------------------------------------------ internals
 
-    def _run(self, x_in: torch.Tensor, time: torch.Tensor, batch: int, cond: Mapping[str, Any],
-             i: int) -> torch.Tensor:
+    def _run(self, x_in: torch.Tensor, stamps: dict, batch: Any, cond: Mapping[str, Any], i: int) -> torch.Tensor:
         owner = self.owner
-        raw = owner.network(x_in, self._batched(time, batch, i), **owner.network_kwargs, **cond)
-        out = extract_output(raw, i, self._time_list[i])
-        check_output(out, x_in.shape, x_in.dtype, owner.strict_dtype, i, self._time_list[i])
-        self._guard.observe(out, i)
+        per_step = stamps.get(batch) if type(batch) is int else None
+        if per_step is None:
+            per_step = self._time_inputs(stamps, batch)
+        time = per_step[i] if per_step is not None else stamps[None][i].expand(batch)
+        kwargs = owner.network_kwargs
+        raw = owner.network(x_in, time, **kwargs, **cond) if kwargs else owner.network(x_in, time, **cond)
+        out = raw if type(raw) is torch.Tensor else extract_output(raw, i, self._time_list[i])
+        if out.shape != x_in.shape or out.dtype != x_in.dtype:  # (an output of the input's dtype is float)
+            check_output(out, x_in.shape, x_in.dtype, owner.strict_dtype, i, self._time_list[i])
+        if self._record is not None:
+            self._record(out, i)
         return out
 
     #: largest ``batch x times`` for which the time inputs are kept per batch size (contiguous copies)
     BATCHED_TIMES_MAX = 1 << 20
 
-    def _batched(self, times: torch.Tensor, batch: Any, i: int) -> torch.Tensor:
-        """The time input of step ``i`` for ``batch`` states from the cast table ``times``: a contiguous
-        ``(batch,)`` tensor, made once per batch size for the whole grid (a network reads it faster than a
-        stride-0 ``expand``: about 5 us a call at batch 16 on CPU), or the ``expand`` view for very large
-        batches and symbolic sizes (tracing)."""
-        if type(batch) is not int or batch * times.numel() > self.BATCHED_TIMES_MAX:
-            return times[i].expand(batch)
-        key = (times.dtype, times.device, batch)
-        cached = self._per_batch.get(key)
-        if cached is None:
-            cached = self._per_batch[key] = times.reshape(-1, 1).expand(-1, batch).contiguous().unbind(0)
-        return cached[i]
+    def _call_inputs(self, dtype: torch.dtype, device: torch.device) -> tuple:
+        """For states of ``dtype`` on ``device`` (cached): the network's dtype, the time inputs and the input
+        scaling ``c_in`` per step (Python floats; None without one).
 
-    def _tables(self, dtype: torch.dtype, net_dtype: torch.dtype,
-                device: torch.device) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, ...]]:
-        """The tables cast for ``(dtype, net_dtype, device)`` (cached), and the time input split per step."""
-        key = (dtype, net_dtype, device)
-        cast = self._cast.get(key)
-        if cast is None:
-            time_dtype = self.owner.time_dtype or net_dtype
-            cast = {k: v.to(device=device, dtype=dtype) for k, v in self.tables.items() if k != "time"}
-            time = self.tables["time"]
-            if not (time_dtype.is_floating_point or time_dtype.is_complex):
-                time = torch.round(time)  # integer step embeddings: nearest step, not truncation
-            cast["time"] = time.to(device=device, dtype=time_dtype)
-            cast = self._cast[key] = (cast, cast["time"].unbind(0))  # per-step views: no indexing in the loop
-        return cast
+        The time table is cast once to the network's time dtype and device; its per-step scalars are kept
+        under the key None and, per batch size, a contiguous ``(batch,)`` tensor per step (see
+        :meth:`_time_inputs`).
+        """
+        net_dtype = self.owner.network_dtype or dtype
+        time_dtype = self.owner.time_dtype or net_dtype
+        time = self.tables["time"]
+        if not (time_dtype.is_floating_point or time_dtype.is_complex):
+            time = torch.round(time)  # integer step embeddings: nearest step, not truncation
+        time = time.to(device=device, dtype=time_dtype)
+        call = self._calls[(dtype, device)] = (net_dtype, {None: time.unbind(0)}, self._scalars.get("c_in"))
+        return call
+
+    def _time_inputs(self, stamps: dict, batch: Any) -> tuple[torch.Tensor, ...] | None:
+        """The time input of every step for ``batch`` states: contiguous ``(batch,)`` tensors, made once per
+        batch size (a network reads them faster than a stride-0 ``expand``: about 5 us a call at batch 16 on
+        CPU); None (expand at each call) for very large batches and symbolic sizes (tracing)."""
+        scalars = stamps[None]
+        if type(batch) is not int or batch * len(scalars) > self.BATCHED_TIMES_MAX:
+            return None
+        per_step = stamps[batch] = torch.stack(scalars).reshape(-1, 1).expand(-1, batch).contiguous().unbind(0)
+        return per_step
 
     def _raise_undefined(self, i: int) -> None:
         owner = self.owner

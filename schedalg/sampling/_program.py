@@ -46,6 +46,7 @@ from ._errors import SolverError
 __all__ = ["Blocks", "Program", "ProgramBuilder", "Weight"]
 
 _EVAL, _RAW, _LIN = 0, 1, 2
+_ADD = 3  # only in Program._steps: a combination regs[a] + w regs[b]
 
 
 def _lin(out: int, terms: tuple) -> tuple:
@@ -155,6 +156,27 @@ class Program:
         """Network evaluations of each step."""
         return tuple(sum(op[0] != _LIN for op in block) for block in self.code)
 
+    @cached_property
+    def propagated(self) -> frozenset[int]:
+        """Evaluation indices whose raw network outputs all reach the final state through combinations.
+
+        A combination multiplies by nonzero floats or tensor weights and adds, so a NaN or inf in a term
+        leaves a NaN or inf in its result (``w inf`` is infinite, ``inf - inf`` is NaN, ``0 NaN`` is NaN);
+        along a chain of combinations from a raw output ``F`` to the final state, a non-finite ``F`` thus
+        makes the final state non-finite. A finite final state therefore shows these outputs finite
+        (the deferred finite check then reads only the others). Terms with :class:`Blocks` weights (a
+        matrix product) and evaluations of the unfused program (the prediction is formed inside the
+        denoiser) are not counted, nor are raw outputs read only through a network call.
+        """
+        reach = {self.ends[-1][1]}
+        for block in reversed(self.code):
+            for op in reversed(block):
+                if op[0] == _LIN and op[1] in reach:
+                    reach.update(r for w, r in op[2] if type(w) is not Blocks)
+        ops = [op for block in self.code for op in block if op[0] != _LIN]
+        unreached = {op[2] for op in ops if op[0] == _EVAL or op[3] not in reach}
+        return frozenset(op[2] for op in ops if op[2] not in unreached)
+
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.coefficients[name]
 
@@ -168,21 +190,39 @@ class Program:
             regs[self.noise_base:self.noise_base + self.noise_draws] = draws.unbind(0)
         return regs
 
+    @cached_property
+    def _steps(self) -> tuple:
+        """The instructions of each step as uniform 5-tuples ``(kind, out, source, argument, free)`` for
+        :meth:`run_step` (one unpacking and one comparison per instruction): ``_ADD``
+        ``regs[out] = regs[source] + w regs[b]`` with ``argument = (w, b)``; ``_RAW`` with
+        ``argument = k``; ``_EVAL`` with ``argument = (k, eps register)``; ``_LIN`` with the terms."""
+        steps = []
+        for block in self.code:
+            ops = []
+            for op in block:
+                if op[0] == _LIN:
+                    add = op[3]
+                    ops.append((_ADD, op[1], add[0], (add[1], add[2]), op[4]) if add is not None
+                               else (_LIN, op[1], None, op[2], op[4]))
+                elif op[0] == _RAW:
+                    ops.append((_RAW, op[3], op[1], op[2], op[4]))
+                else:
+                    ops.append((_EVAL, op[3], op[1], (op[2], op[4]), op[5]))
+            steps.append(tuple(ops))
+        return tuple(steps)
+
     def run_step(self, i: int, regs: list, denoiser: Any, cond: Mapping[str, Any]) -> None:
         """Execute step ``i`` on ``regs`` (``denoiser(X, k, **cond)``, or ``denoiser.raw`` when fused)."""
-        for op in self.code[i]:
-            kind = op[0]
-            if kind == _LIN:
-                add = op[3]
-                if add is None:
-                    regs[op[1]] = _combine(op[2], regs)
-                else:
-                    regs[op[1]] = torch.add(regs[add[0]], regs[add[2]], alpha=add[1])
+        for kind, out, source, argument, free in self._steps[i]:
+            if kind == _ADD:
+                regs[out] = torch.add(regs[source], regs[argument[1]], alpha=argument[0])
             elif kind == _RAW:
-                regs[op[3]] = denoiser.raw(regs[op[1]], op[2], **cond)
+                regs[out] = denoiser.raw(regs[source], argument, **cond) if cond else \
+                    denoiser.raw(regs[source], argument)
+            elif kind == _LIN:
+                regs[out] = _combine(argument, regs)
             else:
-                regs[op[3]], regs[op[4]] = denoiser(regs[op[1]], op[2], **cond)
-            free = op[-1]
+                regs[out], regs[argument[1]] = denoiser(regs[source], argument[0], **cond)
             if free:
                 for r in free:
                     regs[r] = None
@@ -278,11 +318,12 @@ class Program:
                     out.append((_RAW, op[1], op[2], raw, ()))
                     for target, (w_x, w_p) in ((op[3], (a_x, a_p)), (op[4], (e_x, e_p))):
                         subst[target] = ((w_x, op[1]), (w_p, raw))
-                        if target in whole:
+                        if target in whole:  # formed here; later reads use it, so F can be dropped sooner
                             formed = _substitute(((1.0, target),), subst)
                             if formed is None:
                                 return self
                             out.append(_lin(target, formed))
+                            del subst[target]
                 elif op[0] == _LIN:
                     terms = _substitute(op[2], subst)
                     if terms is None:

@@ -68,6 +68,18 @@ class SamplerStep:
         return f"SamplerStep(index={self.index}, t={self.t:.6g}, t_next={self.t_next:.6g})"
 
 
+class _Bound:
+    """A prepared denoiser whose ``raw`` is bound to one run's states (``PreparedNetwork.raw_for``)."""
+
+    __slots__ = ("prepared", "raw")
+
+    def __init__(self, prepared: Any, raw: Callable[[torch.Tensor, int], torch.Tensor]):
+        self.prepared, self.raw = prepared, raw
+
+    def __call__(self, x: torch.Tensor, i: int, **cond: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.prepared(x, i, **cond)
+
+
 def same_schedule(a: Schedule, b: Schedule) -> bool:
     """True when ``a`` and ``b`` are the same object or have identical expressions and domain."""
     if a is b:
@@ -203,7 +215,7 @@ class Sampler:
         for i in range(program.n_steps):
             regs = self._run(x, draws, cond, seen.append, bar, (i, regs))
             yield seen.pop()
-        self._end(bar)  # after the last step is handed out, as for a call
+        self._end(bar, regs[program.ends[-1][1]])  # after the last step is handed out, as for a call
 
     def _run(self, x: torch.Tensor, draws: torch.Tensor | None, cond: dict[str, Any],
              observe: Callable[[SamplerStep], None] | None, bar: Any, only: tuple | None = None) -> Any:
@@ -217,27 +229,37 @@ class Sampler:
         regs = only[1] if only is not None and only[1] is not None else program.start(x, draws)
         if first == 0:
             self.last_nfe = 0
-        run_step, ends, evaluations = program.run_step, program.ends, program.evaluations
+        run_step, ends = program.run_step, program.ends
         watch = observe is not None or bar is not None
+        if only is None and program.fused and not cond:  # the raw call bound once for this run
+            bind = getattr(prepared, "raw_for", None)
+            raw = bind(x) if callable(bind) else None
+            if raw is not None:
+                prepared = _Bound(prepared, raw)
         with torch.no_grad():
             for i in range(first, last):
                 run_step(i, regs, prepared, cond)
-                self.last_nfe += evaluations[i]
                 if watch:
                     self._observe(i, regs, ends[i], observe, bar)
                 for r in ends[i][3]:
                     regs[r] = None
+        self.last_nfe += sum(program.evaluations[first:last])
         if only is not None:
             return regs
-        self._end(bar)
-        return regs[ends[-1][1]]
+        final = regs[ends[-1][1]]
+        self._end(bar, final)
+        return final
 
-    def _end(self, bar: Any) -> None:
+    def _end(self, bar: Any, final: torch.Tensor | None) -> None:
         if bar is not None:
             bar.close()
         finish = getattr(self.prepared, "finish", None)
         if callable(finish):  # deferred checks of the network's outputs: one host sync, after the loop
-            finish()
+            covered = self.program().propagated
+            if covered and final is not None:  # a finite final state shows these outputs finite
+                finish(final=final, covered=covered)
+            else:
+                finish()
 
     def _observe(self, i: int, regs: list, end: tuple, observe: Callable[[SamplerStep], None] | None,
                  bar: Any) -> None:
@@ -276,7 +298,9 @@ class SamplerModule(torch.nn.Module):
     keyword arguments for the network. It executes the sampler's program (fused as the
     sampler's) with a prepared denoiser of its own, so that tracing (``torch.export``,
     ``torch.compile``) leaves nothing in the sampler's. The deferred finite check of the
-    network's outputs is then the caller's: ``module.prepared.finish()`` after a run.
+    network's outputs is then the caller's, outside the traced region (it reads one value back):
+    ``module.prepared.finish()`` after a run, or ``module.prepared.finish(final=out,
+    covered=module.program.propagated)`` to skip the records a finite sample vouches for.
     """
 
     def __init__(self, sampler: Sampler):
