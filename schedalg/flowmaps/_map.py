@@ -139,6 +139,12 @@ class ConvertedFlowMap:
         tau, c = self.conversion.time(wide), self.conversion.scale(wide)
         return tau.to(like.dtype), per_sample(c, like).to(like.dtype)
 
+    def prepare(self, times: Any) -> None:
+        """Compute ``(tau, c)`` once, on the host, at each of ``times`` (Python floats, e.g. a sampler's grid):
+        calls at these times then do no conversion work (and trace into constants)."""
+        for value in times:
+            self._pieces(float(value), torch.empty(0), "t")
+
     def __call__(self, y: torch.Tensor, s: Any, t: Any) -> torch.Tensor:
         """``X^B_{s,t}(y) = c(t) X^A_{tau(s), tau(t)}(y / c(s))``."""
         _check_state(y)
