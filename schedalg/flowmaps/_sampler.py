@@ -153,23 +153,31 @@ class StepChoice(NamedTuple):
     scores: dict[int, float]
 
 
-def choose_steps(flow_map: Any, noise: torch.Tensor, score: Callable[[torch.Tensor], float],
-                 candidates: Sequence[int] = (1, 2, 4, 8), tolerance: float = 0.0) -> StepChoice:
+def choose_steps(flow_map: Any, noise: torch.Tensor, score: Callable[[torch.Tensor], float] | None = None,
+                 candidates: Sequence[int] = (1, 2, 4, 8), tolerance: float = 0.0, *,
+                 teacher: Any = None) -> StepChoice:
     """Choose the number of jumps after training: the fewest whose score is within ``tolerance`` of the best.
 
-    ``noise``: held-out calibration noise (not the evaluation noise); ``score(samples)``: a
-    number, lower is better (e.g. a squared MMD to calibration data, or the endpoint error
-    against an accurate ODE solve from the same noise); ``tolerance``: how much worse than
-    the best candidate is acceptable (e.g. the score's sampling noise). Boffi, Albergo &
-    Vanden-Eijnden (arXiv 2406.07507): the step count of a flow map is an a-posteriori choice.
+    Boffi, Albergo & Vanden-Eijnden (arXiv 2406.07507): the step count of a flow map is an
+    a-posteriori choice. This is the planner's selection (:func:`schedalg.geometry.select_sampler`
+    on a flow map) restricted to uniform grids in the map's own time, ``N`` in ``candidates``, with
+    near-ties at ``tolerance`` (absolute, no relative tie), so the two cannot disagree.
+    ``noise``: held-out calibration noise (not the evaluation noise); ``score(samples)``: a number,
+    lower is better (e.g. a squared MMD to calibration data); by default the planner's criterion:
+    the endpoint error against a fine ODE solve of ``teacher`` (a denoiser in the map's schedule)
+    or of the map's own diagonal (mean RMS plus its spread over sub-batches); ``tolerance``: how much
+    worse than the best candidate is acceptable (e.g. the score's sampling noise).
     """
+    from ..geometry import select_sampler
+
     counts = sorted({int(c) for c in candidates})
     if not counts or counts[0] < 1 or any(isinstance(c, bool) for c in candidates):
         raise FlowMapError("candidate step counts, ints >= 1", repr(tuple(candidates)), "e.g. (1, 2, 4, 8)")
     if not tolerance >= 0.0:
         raise FlowMapError("tolerance >= 0", repr(tolerance), None)
-    scores = {n: float(score(FlowMapSampler(flow_map, n)(noise))) for n in counts}
-    if any(value != value for value in scores.values()):
-        raise FlowMapError("finite scores", f"{scores}", "check the samples and the score function")
-    best = min(scores.values())
-    return StepChoice(next(n for n in counts if scores[n] <= best + tolerance), scores)
+    schedule = getattr(flow_map, "schedule", None)
+    selection = select_sampler(flow_map, noise, counts[-1], schedules={"own": schedule}, grids=("power",),
+                               rhos=(1.0,), steps=counts, teacher=teacher, score=score, tie=0.0,
+                               tolerance=float(tolerance))
+    scores = {c.nfe: c.score for c in selection.candidates + selection.unstable}
+    return StepChoice(selection.best.nfe, dict(sorted(scores.items())))
