@@ -488,16 +488,21 @@ def _teacher_fits(teacher: Any, schedule: Schedule) -> bool:
 
 
 def _in_own_time(grid: Any, model: Schedule) -> Any:
-    """``grid`` (in any schedule on the model's span) as the same log-SNR points in ``model``'s own time:
-    ``tau`` of the conversion model -> grid schedule inside, the span's ends exact."""
+    """A flow map's jump grid from ``grid`` (any schedule on the model's span): the interior times mapped
+    to ``model``'s own time (``tau`` of the conversion model -> grid schedule, the same log-SNR points),
+    the ends the span's own (a family that stops short of an end, e.g. Karras at ``sigma = 0``, only
+    places the interior times: the jumps always run the whole span)."""
     from ..sampling import TimeGrid
     from ..symbolic import convert
 
-    if _same_span(grid.schedule, model):
-        return grid
-    inner = convert(model, grid.schedule).time(grid.times[1:-1].to(torch.float64))
+    inner = grid.times[1:-1].to(torch.float64)
+    if not _same_span(grid.schedule, model):
+        inner = convert(model, grid.schedule).time(inner)
     ends = torch.tensor([float(model.t_noise), float(model.t_data)], dtype=torch.float64)
-    return TimeGrid.from_times(model, torch.cat([ends[:1], inner, ends[1:]]))
+    times = torch.cat([ends[:1], inner, ends[1:]])
+    if _same_span(grid.schedule, model) and bool(torch.equal(times, grid.times.to(torch.float64))):
+        return grid
+    return TimeGrid.from_times(model, times)
 
 
 def _same_span(schedule: Schedule, model: Schedule) -> bool:
