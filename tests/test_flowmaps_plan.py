@@ -10,7 +10,7 @@ from schedalg.errors import SchedalgError
 from schedalg.flowmaps import (FlowMap, FlowMapError, FlowMapSampler, choose_steps, gaussian_flow_map,
                                mixture_flow_map, velocity_denoiser)
 from schedalg.denoisers import GaussianDenoiser
-from schedalg.geometry import endpoint_error, jump_counts, select_sampler
+from schedalg.geometry import endpoint_error, jump_counts, sampling_schedules, select_sampler
 from schedalg.sampling import ExportError, Sampler, TimeGrid, export_sampler, load_sampler, per_sample_normal
 
 F64 = torch.float64
@@ -103,6 +103,11 @@ def test_planner_takes_one_jump_of_an_exact_flow_map():
     assert {c.schedule for c in plan.candidates} >= {"own", "trigonometric"}
     assert max(c.error for c in plan.candidates) < 1e-7  # measured: 3.4e-9 each, the teacher's error
     assert plan.best.nfe == 1 and plan.best.solver == "flow_map"
+    # a grid family of another schedule places the same log-SNR points in the map's own time
+    warped = next(c for c in plan.candidates if c.schedule == "trigonometric" and c.rho == 2.0 and c.nfe == 4)
+    source = TimeGrid.power(sampling_schedules(LINEAR)["trigonometric"], 4, 2.0)
+    assert warped.grid.schedule is LINEAR and warped.grid.times[[0, -1]].tolist() == [0.0, 1.0]
+    torch.testing.assert_close(warped.grid.log_snr[1:-1], source.log_snr[1:-1], rtol=1e-12, atol=1e-12)
     teacher_cost = sum(Sampler(velocity_denoiser(plan.model), TimeGrid.power(LINEAR, n, 2.0), "rk4").nfe
                        for n in (96, 48))
     assert plan.cost == teacher_cost + sum(c.nfe for c in plan.candidates)
