@@ -37,8 +37,8 @@ from ..errors import SchedalgError
 from ..symbolic import Schedule
 from ..symbolic import convert as _convert
 
-__all__ = ["FlowMap", "FlowMapError", "ConvertedFlowMap", "as_times", "per_sample", "semigroup_defect", "identity_defect",
-           "is_flow_map", "velocity_denoiser"]
+__all__ = ["FlowMap", "FlowMapError", "ConvertedFlowMap", "as_times", "per_sample", "semigroup_defect",
+           "identity_defect", "is_flow_map", "velocity_denoiser"]
 
 
 class FlowMapError(SchedalgError):

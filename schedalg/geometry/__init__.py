@@ -7,6 +7,7 @@ from ._gits import gits_grid as gits_grid
 from ._gits import jump_costs as jump_costs
 from ._gits import least_cost_path as least_cost_path
 from ._plan import PlannedSampler as PlannedSampler
+from ._plan import PlannedSamplerModule as PlannedSamplerModule
 from ._select import Candidate as Candidate
 from ._select import Selection as Selection
 from ._select import endpoint_error as endpoint_error
@@ -20,5 +21,6 @@ from ._statistics import score_deviation as score_deviation
 from ._teacher import teacher_trajectory as teacher_trajectory
 
 __all__ = ["GitsGrid", "default_fine_times", "gits_grid", "jump_costs", "least_cost_path",
-           "PlannedSampler", "sampling_schedules", "Candidate", "Selection", "endpoint_error", "jump_counts", "power_times", "select_sampler",
+           "PlannedSampler", "PlannedSamplerModule", "sampling_schedules", "Candidate", "Selection",
+           "endpoint_error", "jump_counts", "power_times", "select_sampler",
            "chord_deviation", "eps_angle", "score_deviation", "teacher_trajectory"]

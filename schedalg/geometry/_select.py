@@ -56,8 +56,8 @@ from ..errors import SchedalgError
 from ..models._contract import Denoiser
 from ..symbolic import Schedule
 
-__all__ = ["Candidate", "Selection", "power_times", "endpoint_error", "select_sampler", "sampling_schedules", "jump_counts",
-           "VARIANCES", "DEFAULT_SOLVERS", "DEFAULT_RHOS", "DEFAULT_GRIDS", "MAX_EVALUATIONS"]
+__all__ = ["Candidate", "Selection", "power_times", "endpoint_error", "select_sampler", "sampling_schedules",
+           "jump_counts", "VARIANCES", "DEFAULT_SOLVERS", "DEFAULT_RHOS", "DEFAULT_GRIDS", "MAX_EVALUATIONS"]
 
 #: Default data variances tried for solvers that take a ``variance`` option and are listed without one.
 VARIANCES: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1)
