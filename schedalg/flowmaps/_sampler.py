@@ -45,7 +45,7 @@ class FlowMapSampler:
     and ``generator`` are accepted for interface compatibility: the jumps are deterministic).
     Attributes: ``grid``, ``nfe`` (= ``N``, network evaluations per run), ``flow_map``
     (the map in the grid's schedule), ``method`` (``"flow_map"``) and ``noise_draws`` (0).
-    It exports like any sampler: ``schedalg.export_sampler(sampler, path, example_noise)``
+    It exports like any sampler: ``schedalg.sampling.export_sampler(sampler, path, noise)``
     traces :meth:`module` (the jumps unrolled into one graph of tensor operations).
     """
 
