@@ -14,6 +14,7 @@ import torch
 
 import schedalg as sa
 from schedalg.denoisers import GaussianDenoiser
+from schedalg.flowmaps import FlowMapSampler, gaussian_flow_map
 from schedalg.models import NetworkDenoiser
 from schedalg.sampling import (SOLVERS, ExportError, Sampler, TimeGrid, export_sampler, load_sampler,
                                per_sample_normal)
@@ -84,12 +85,16 @@ FRESH_PROCESS = textwrap.dedent('''
 
 
 def test_fresh_process_without_schedalg_or_sympy_gives_the_same_samples(tmp_path):
-    """A deterministic network sampler and a stochastic converted point-mass sampler, loaded by the
+    """A deterministic network sampler, a stochastic converted point-mass sampler and a flow map's jumps
+    on another schedule's grid (the exact Gaussian map, converted), loaded by the
     torch-only loader in a process where importing schedalg or SymPy fails."""
     grid = TimeGrid.uniform(sa.schedules.brownian_bridge(), 6, t_end=0.95)
     cases = {"network_dpmpp_2m": _network_sampler("dpmpp_2m", steps=6),
              "converted_euler_maruyama": Sampler(GaussianDenoiser(sa.schedules.linear(), 0.3, 0.5), grid,
-                                                 "euler_maruyama")}
+                                                 "euler_maruyama"),
+             "converted_flow_map": FlowMapSampler(gaussian_flow_map(sa.schedules.linear(), 0.3, 0.5),
+                                                  TimeGrid.uniform(sa.schedules.cosine(), 3, t_start=0.99,
+                                                                   t_end=0.01))}
     noise = per_sample_normal((4, 2), 1)
     for name, sampler in cases.items():
         folder = tmp_path / name
@@ -103,7 +108,7 @@ def test_fresh_process_without_schedalg_or_sympy_gives_the_same_samples(tmp_path
     result = subprocess.run([sys.executable, str(script), *cases], capture_output=True, text=True, timeout=120,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["BITWISE", "BITWISE"]
+    assert result.stdout.split() == ["BITWISE"] * 3
 
 
 def test_torch_compile_runs_the_loaded_sampler(tmp_path):

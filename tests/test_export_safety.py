@@ -58,6 +58,30 @@ def exported(tmp_path_factory):
     return sampler, path.read_bytes(), sampler(NOISE, seed=1)
 
 
+class _MapNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.SiLU(), torch.nn.Linear(8, 2))
+
+    def forward(self, x, s, t):
+        return self.net(torch.cat([x, s[:, None].to(x.dtype), t[:, None].to(x.dtype)], dim=1))
+
+
+@pytest.fixture(scope="module", params=["sampler", "flow_map"])
+def any_exported(request, exported, tmp_path_factory):
+    """(sampler, file bytes, expected sample) for a stochastic network sampler and a flow-map sampler
+    (on a cosine grid: a converted map): both go through the one export path and the one loader."""
+    if request.param == "sampler":
+        return exported
+    from schedalg.flowmaps import FlowMap, FlowMapSampler
+
+    sampler = FlowMapSampler(FlowMap(_MapNet(), sa.schedules.linear()),
+                             TimeGrid.uniform(sa.schedules.cosine(), 2, t_start=0.99, t_end=0.01))
+    path = export_sampler(sampler, tmp_path_factory.mktemp("map") / "m.safetensors", NOISE, write_loader=False)
+    return sampler, path.read_bytes(), sampler(NOISE, seed=1)
+
+
 @pytest.fixture()
 def marker(tmp_path, monkeypatch):
     """A module on sys.path whose import writes a marker file (the payload of a planted attack)."""
@@ -432,10 +456,10 @@ FUZZ = settings(derandomize=True, deadline=None, database=None,
 @settings(FUZZ, max_examples=120)
 @given(flips=st.lists(st.tuples(st.integers(0, 10 ** 9), st.integers(1, 255)), min_size=1, max_size=3),
        truncate=st.one_of(st.none(), st.integers(0, 10 ** 9)))
-def test_fuzz_damaged_bytes_are_refused_or_harmless(exported, tmp_path, flips, truncate):
+def test_fuzz_damaged_bytes_are_refused_or_harmless(any_exported, tmp_path, flips, truncate):
     """Random byte flips (and truncations) without recomputing the digest: a clean ExportError, or
     (a flip in the header's padding that keeps the JSON valid) the identical sample."""
-    _, data, expected = exported
+    _, data, expected = any_exported
     damaged = bytearray(data)
     for position, mask in flips:
         damaged[position % len(damaged)] ^= mask
@@ -451,13 +475,13 @@ def test_fuzz_damaged_bytes_are_refused_or_harmless(exported, tmp_path, flips, t
 
 @settings(FUZZ, max_examples=160)
 @given(edits=st.lists(structural_edits(), min_size=1, max_size=3), redigest=st.booleans())
-def test_fuzz_structural_edits_never_run_code(exported, marker, tmp_path, edits, redigest):
+def test_fuzz_structural_edits_never_run_code(any_exported, marker, tmp_path, edits, redigest):
     """Edited graphs (operators, arguments, references, order, inputs, metadata; hostile targets whose
     argument is a module that writes a marker file when imported). Without a new digest: a clean
     ExportError, or the identical sample when the edit changed nothing. With a digest recomputed (a
     deliberate attacker): a clean ExportError at load or call, or a sample of the right shape, which
     may differ (an edited constant is a different, valid sampler); never code from the file."""
-    _, data, expected = exported
+    _, data, expected = any_exported
     name, marker_file = marker
     _, tensors, program = _parts(data)
     edited = copy.deepcopy(program)

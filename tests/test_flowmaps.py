@@ -6,9 +6,10 @@ from torch.func import jvp
 
 import schedalg as sa
 from schedalg.denoisers import GaussianDenoiser
-from schedalg.flowmaps import (ConvertedFlowMap, FlowMap, FlowMapError, FlowMapSampler, choose_steps,
+from schedalg.flowmaps import (ConvertedFlowMap, FlowMap, FlowMapError, FlowMapSampler,
                                diagonal_loss, eulerian_loss, gaussian_flow_map, identity_defect, lagrangian_loss,
                                mixture_flow_map, progressive_loss, self_distillation_loss, semigroup_defect)
+from schedalg.geometry import choose_steps
 from schedalg.sampling import TimeGrid
 
 F64 = torch.float64

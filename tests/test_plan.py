@@ -11,7 +11,7 @@ import schedalg as sa
 from schedalg.denoisers import GaussianMixtureDenoiser
 from schedalg.errors import SchedalgError
 from schedalg.geometry import PlannedSampler, endpoint_error, sampling_schedules, select_sampler
-from schedalg.sampling import Sampler, TimeGrid, per_sample_normal
+from schedalg.sampling import Sampler, TimeGrid, export_sampler, load_sampler, per_sample_normal
 
 EDM = sa.schedules.edm(sigma_max=80.0, sigma_min=0.002)
 MEANS = torch.tensor([[1.0, 0.5, -0.3], [-1.2, 0.3, 0.8], [0.2, -1.5, 0.1]], dtype=torch.float64)
@@ -50,6 +50,19 @@ def test_plan_starts_at_sigma_max_noise_and_returns_model_coordinates_at_the_spa
     first = next(iter(sampler.iterate(noise)))
     torch.testing.assert_close(first.x, 80.0 / 81.0 * noise, rtol=1e-13, atol=0)  # = c(s_0) * 80 noise
     torch.testing.assert_close(sampler(noise), x0 + 0.002 * (noise - x0 / 80.0), rtol=1e-11, atol=1e-11)
+
+
+
+def test_exported_plan_answers_in_the_model_coordinates(tmp_path):
+    """The plan samples along the linear path and maps back by 1/c = 1.002: the exported file does too."""
+    model = GaussianMixtureDenoiser(EDM, MEANS, variance=0.05)
+    noise = per_sample_normal((8, 3), 0, dtype=torch.float64)
+    plan = select_sampler(model, noise, 4, schedules={"linear": sa.schedules.linear()}, grids=("power",),
+                          rhos=(1.0,), solvers=("heun",), teacher_steps=8)
+    sampler = plan.sampler()
+    assert sampler.output_scale == pytest.approx(1.002, rel=1e-13)
+    loaded = load_sampler(export_sampler(sampler, tmp_path / "plan.safetensors", noise, write_loader=False))
+    assert torch.equal(loaded(noise, seed=0), sampler(noise, seed=0))
 
 
 def test_plan_error_is_measured_in_model_coordinates_and_reproduces():

@@ -14,7 +14,7 @@ midpoint, heun with a corrector on every step; uniform in t) at every NFE in
   digits: the metric of ``benchmarks/lazy.py`` (same kernels, directions, noise seed and
   batch of 500, so the teacher rows match ``benchmarks/results/lazy.json``).
 
-The step count of each map is then chosen after training (``schedalg.flowmaps.choose_steps``)
+The step count of each map is then chosen after training (``schedalg.geometry.choose_steps``)
 on calibration noise that is not the evaluation noise (seed 4321), scored by squared MMD to
 500 *training* digits (the held-out digits stay for the evaluation), tolerance 2e-3 (about the
 metric's sampling noise at 500 samples): the fewest jumps within 2e-3 of the best.
@@ -35,7 +35,8 @@ sys.path[:0] = [str(HERE), str(ROOT)]
 import schedalg as sa  # noqa: E402
 from benchmarks.lazy import BATCH, NOISE_SEED, Metrics, mmd2, reference_ode, save_grid  # noqa: E402
 from model import load_flow_map, teacher_module  # noqa: E402
-from schedalg.flowmaps import FlowMap, FlowMapSampler, choose_steps  # noqa: E402
+from schedalg.flowmaps import FlowMap, FlowMapSampler  # noqa: E402
+from schedalg.geometry import choose_steps  # noqa: E402
 from schedalg.models import NetworkDenoiser  # noqa: E402
 from schedalg.sampling import Sampler  # noqa: E402
 

@@ -8,7 +8,9 @@ from ._map import ConvertedFlowMap as ConvertedFlowMap
 from ._map import FlowMap as FlowMap
 from ._map import FlowMapError as FlowMapError
 from ._map import identity_defect as identity_defect
+from ._map import is_flow_map as is_flow_map
 from ._map import semigroup_defect as semigroup_defect
+from ._map import velocity_denoiser as velocity_denoiser
 from ._oracles import FLOW_SYMBOLS as FLOW_SYMBOLS
 from ._oracles import GaussianFlowMap as GaussianFlowMap
 from ._oracles import MixtureFlowMap as MixtureFlowMap
@@ -16,7 +18,8 @@ from ._oracles import derive_gaussian_flow_map as derive_gaussian_flow_map
 from ._oracles import gaussian_flow_map as gaussian_flow_map
 from ._oracles import mixture_flow_map as mixture_flow_map
 
-__all__ = ["ConvertedFlowMap", "FlowMap", "FlowMapError", "identity_defect", "semigroup_defect", "FLOW_SYMBOLS",
+__all__ = ["ConvertedFlowMap", "FlowMap", "FlowMapError", "identity_defect", "semigroup_defect", "is_flow_map",
+           "velocity_denoiser", "FLOW_SYMBOLS",
            "GaussianFlowMap", "MixtureFlowMap", "derive_gaussian_flow_map", "gaussian_flow_map", "mixture_flow_map"]
 
 from ._losses import diagonal_loss as diagonal_loss
@@ -32,7 +35,5 @@ __all__ += ["diagonal_loss", "eulerian_loss", "interpolant", "lagrangian_loss", 
 from ._sampler import FlowMapSampler as FlowMapSampler
 from ._sampler import FlowMapSamplerModule as FlowMapSamplerModule
 from ._sampler import FlowMapStep as FlowMapStep
-from ._sampler import StepChoice as StepChoice
-from ._sampler import choose_steps as choose_steps
 
-__all__ += ["FlowMapSampler", "FlowMapSamplerModule", "FlowMapStep", "StepChoice", "choose_steps"]
+__all__ += ["FlowMapSampler", "FlowMapSamplerModule", "FlowMapStep"]

@@ -37,7 +37,8 @@ from ..errors import SchedalgError
 from ..symbolic import Schedule
 from ..symbolic import convert as _convert
 
-__all__ = ["FlowMap", "FlowMapError", "ConvertedFlowMap", "as_times", "per_sample", "semigroup_defect", "identity_defect"]
+__all__ = ["FlowMap", "FlowMapError", "ConvertedFlowMap", "as_times", "per_sample", "semigroup_defect",
+           "identity_defect", "is_flow_map", "velocity_denoiser"]
 
 
 class FlowMapError(SchedalgError):
@@ -139,6 +140,12 @@ class ConvertedFlowMap:
         tau, c = self.conversion.time(wide), self.conversion.scale(wide)
         return tau.to(like.dtype), per_sample(c, like).to(like.dtype)
 
+    def prepare(self, times: Any) -> None:
+        """Compute ``(tau, c)`` once, on the host, at each of ``times`` (Python floats, e.g. a sampler's grid):
+        calls at these times then do no conversion work (and trace into constants)."""
+        for value in times:
+            self._pieces(float(value), torch.empty(0), "t")
+
     def __call__(self, y: torch.Tensor, s: Any, t: Any) -> torch.Tensor:
         """``X^B_{s,t}(y) = c(t) X^A_{tau(s), tau(t)}(y / c(s))``."""
         _check_state(y)
@@ -170,3 +177,36 @@ def identity_defect(flow_map: Any, x: torch.Tensor, s: Any) -> torch.Tensor:
     """Per-sample RMS of ``X_{s,s}(x) - x`` (0 for an exact flow map)."""
     _check_state(x)
     return (flow_map(x, s, s) - x).flatten(1).square().mean(1).sqrt()
+
+
+def is_flow_map(obj: Any) -> bool:
+    """True for a flow map: callable ``(x, s, t)`` with a :class:`schedalg.Schedule` ``.schedule`` and a
+    ``.velocity(x, t)`` (and no ``.prepare``, which makes a :class:`schedalg.models.Denoiser`)."""
+    return (callable(obj) and isinstance(getattr(obj, "schedule", None), Schedule)
+            and callable(getattr(obj, "velocity", None)) and not callable(getattr(obj, "prepare", None)))
+
+
+class _Diagonal:
+    """``(x, t) -> b_t(x) = v_{t,t}(x)``: a flow map's diagonal as a velocity network."""
+
+    def __init__(self, flow_map: Any):
+        self.flow_map = flow_map
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.flow_map.velocity(x, t)
+
+
+def velocity_denoiser(flow_map: Any) -> Any:
+    """The ODE a flow map follows, as a :class:`schedalg.models.Denoiser`: its diagonal ``b_t = v_{t,t}``
+    (the small-jump limit ``lim_{t -> s} (X_{s,t}(x) - x) / (t - s)``) served as a ``"velocity"`` network
+    (``b_t = alpha'(t) x0 + sigma'(t) eps``, MATH.md section 1) in the map's schedule.
+
+    Any ODE sampler runs on it; :func:`schedalg.geometry.select_sampler` solves it finely as the default
+    reference of a flow map's jumps (for the exact oracles it is the exact velocity).
+    """
+    from ..models import NetworkDenoiser
+
+    if not is_flow_map(flow_map):
+        raise FlowMapError("a flow map (callable (x, s, t) with a .schedule and a .velocity(x, t))",
+                           type(flow_map).__name__, "wrap a network with schedalg.flowmaps.FlowMap")
+    return NetworkDenoiser(_Diagonal(flow_map), flow_map.schedule, "velocity", "t")

@@ -5,7 +5,7 @@ A flow map jumps along the probability-flow ODE: on a grid ``t_0`` (noise end) .
 one network evaluation per step. For the exact map every ``N`` gives the same sample
 (semigroup property); for a learned one ``N`` trades accuracy for cost and is chosen
 after training (Boffi, Albergo & Vanden-Eijnden, arXiv 2406.07507, section 4): see
-:func:`choose_steps`.
+:func:`schedalg.geometry.choose_steps` (the planner on uniform jump grids).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..sampling import TimeGrid
 from ..symbolic import Schedule
 from ._map import ConvertedFlowMap, FlowMapError
 
-__all__ = ["FlowMapSampler", "FlowMapSamplerModule", "FlowMapStep", "StepChoice", "choose_steps"]
+__all__ = ["FlowMapSampler", "FlowMapSamplerModule", "FlowMapStep"]
 
 
 class FlowMapStep(NamedTuple):
@@ -44,8 +44,13 @@ class FlowMapSampler:
     time over its whole domain). ``sampler(noise, seed=...)`` returns the sample (``seed``
     and ``generator`` are accepted for interface compatibility: the jumps are deterministic).
     Attributes: ``grid``, ``nfe`` (= ``N``, network evaluations per run), ``flow_map``
-    (the map in the grid's schedule).
+    (the map in the grid's schedule), ``method`` (``"flow_map"``) and ``noise_draws`` (0).
+    It exports like any sampler: ``schedalg.sampling.export_sampler(sampler, path, noise)``
+    traces :meth:`module` (the jumps unrolled into one graph of tensor operations).
     """
+
+    method = "flow_map"
+    noise_draws = 0
 
     def __init__(self, flow_map: Any, grid: TimeGrid | int):
         if not callable(flow_map) or not isinstance(getattr(flow_map, "schedule", None), Schedule):
@@ -63,6 +68,8 @@ class FlowMapSampler:
         self.nfe = grid.n_steps
         # host-side floats, read once: the loop below does no schedule work
         self._times = grid.values("times")
+        if isinstance(self.flow_map, ConvertedFlowMap):
+            self.flow_map.prepare(self._times)
         self.start_scale = float(grid.sigma[0])
         if self.start_scale == 0.0:
             raise FlowMapError("a grid starting where sigma > 0 (a flow map needs a non-degenerate start)",
@@ -75,16 +82,15 @@ class FlowMapSampler:
                                "e.g. schedalg.sampling.per_sample_normal((16, 64), seed=0)")
         return noise * self.start_scale if scale_noise and self.start_scale != 1.0 else noise
 
+    def draws(self, like: torch.Tensor, *, seed: int | None = None,
+              generator: torch.Generator | None = None) -> None:
+        """None: the jumps draw no noise (as :meth:`schedalg.sampling.Sampler.draws` of a deterministic solver)."""
+        return None
+
     def iterate(self, noise: torch.Tensor, *, seed: int | None = None, generator: torch.Generator | None = None,
                 scale_noise: bool = True) -> Iterator[FlowMapStep]:
         """Yield a :class:`FlowMapStep` per jump (the last one's ``x_next`` is the sample)."""
-        x = self.initial_state(noise, scale_noise)
-        times = self._times
-        with torch.no_grad():
-            for i in range(self.nfe):
-                x_next = self.flow_map(x, times[i], times[i + 1])
-                yield FlowMapStep(i, times[i], times[i + 1], x, x_next)
-                x = x_next
+        return _jumps(self.flow_map, self._times, self.initial_state(noise, scale_noise))
 
     def __call__(self, noise: torch.Tensor, *, seed: int | None = None, generator: torch.Generator | None = None,
                  scale_noise: bool = True, callback: Callable[[FlowMapStep], None] | None = None) -> torch.Tensor:
@@ -104,48 +110,37 @@ class FlowMapSampler:
         return f"FlowMapSampler({self.flow_map!r}, {self.grid!r})"
 
 
+def _jumps(flow_map: Any, times: Sequence[float], x: torch.Tensor) -> Iterator[FlowMapStep]:
+    """``x_{k+1} = X_{t_k, t_{k+1}}(x_k)``: the one loop of every flow-map run (calls, iterate, the module)."""
+    with torch.no_grad():
+        for i in range(len(times) - 1):
+            x_next = flow_map(x, times[i], times[i + 1])
+            yield FlowMapStep(i, times[i], times[i + 1], x, x_next)
+            x = x_next
+
+
 class FlowMapSamplerModule(torch.nn.Module):
-    """The loop of a :class:`FlowMapSampler` as an ``nn.Module``: ``forward(x)``, ``x`` the initial state.
+    """The jumps of a :class:`FlowMapSampler` as an ``nn.Module``: ``forward(x)``, ``x`` the initial state.
 
     The grid's times are Python constants of the module, so ``torch.export.export(module, (x,))``
     unrolls the jumps into one graph (the network found at ``flow_map.network``, if an
     ``nn.Module``, is registered as a submodule so its weights travel with the program).
+    ``forward`` takes ``draws`` and ``cond`` only to refuse them (a flow map draws no noise and
+    takes no conditioning), so that it has the signature of :class:`schedalg.sampling.SamplerModule`.
     """
 
     def __init__(self, sampler: FlowMapSampler):
         super().__init__()
-        self._sampler = sampler
+        self.flow_map = sampler.flow_map
+        self.times = tuple(sampler.grid.values("times"))
         network = getattr(getattr(sampler.flow_map, "flow_map", sampler.flow_map), "network", None)
         self.network = network if isinstance(network, torch.nn.Module) else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._sampler(x, scale_noise=False)
-
-
-class StepChoice(NamedTuple):
-    """The chosen step count and every candidate's score (lower is better)."""
-
-    steps: int
-    scores: dict[int, float]
-
-
-def choose_steps(flow_map: Any, noise: torch.Tensor, score: Callable[[torch.Tensor], float],
-                 candidates: Sequence[int] = (1, 2, 4, 8), tolerance: float = 0.0) -> StepChoice:
-    """Choose the number of jumps after training: the fewest whose score is within ``tolerance`` of the best.
-
-    ``noise``: held-out calibration noise (not the evaluation noise); ``score(samples)``: a
-    number, lower is better (e.g. a squared MMD to calibration data, or the endpoint error
-    against an accurate ODE solve from the same noise); ``tolerance``: how much worse than
-    the best candidate is acceptable (e.g. the score's sampling noise). Boffi, Albergo &
-    Vanden-Eijnden (arXiv 2406.07507): the step count of a flow map is an a-posteriori choice.
-    """
-    counts = sorted({int(c) for c in candidates})
-    if not counts or counts[0] < 1 or any(isinstance(c, bool) for c in candidates):
-        raise FlowMapError("candidate step counts, ints >= 1", repr(tuple(candidates)), "e.g. (1, 2, 4, 8)")
-    if not tolerance >= 0.0:
-        raise FlowMapError("tolerance >= 0", repr(tolerance), None)
-    scores = {n: float(score(FlowMapSampler(flow_map, n)(noise))) for n in counts}
-    if any(value != value for value in scores.values()):
-        raise FlowMapError("finite scores", f"{scores}", "check the samples and the score function")
-    best = min(scores.values())
-    return StepChoice(next(n for n in counts if scores[n] <= best + tolerance), scores)
+    def forward(self, x: torch.Tensor, draws: torch.Tensor | None = None,
+                cond: dict[str, Any] | None = None) -> torch.Tensor:
+        if draws is not None or cond:
+            raise FlowMapError("only the initial state (a flow-map sampler draws no noise and takes no "
+                               "conditioning)", "draws or conditioning", "export with the noise alone")
+        for step in _jumps(self.flow_map, self.times, x):
+            x = step.x_next
+        return x

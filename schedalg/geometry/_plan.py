@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from ..sampling import Sampler
+from ..sampling import Sampler, SamplerModule
 
-__all__ = ["PlannedSampler"]
+__all__ = ["PlannedSampler", "PlannedSamplerModule"]
 
 
 class PlannedSampler(Sampler):
@@ -47,5 +47,24 @@ class PlannedSampler(Sampler):
         out = super().__call__(noise, **kwargs)
         return out if self.output_scale == 1.0 else out * self.output_scale
 
+    def module(self) -> "PlannedSamplerModule":
+        """The run as a ``torch.nn.Module`` (for ``torch.compile`` and export), the output scale included."""
+        return PlannedSamplerModule(self)
+
     def __repr__(self) -> str:
         return f"PlannedSampler({self.solver!r}, {self.grid!r}, nfe={self.nfe}, output_scale={self.output_scale:.6g})"
+
+
+class PlannedSamplerModule(SamplerModule):
+    """:class:`schedalg.sampling.SamplerModule` of a :class:`PlannedSampler`: the program's result times
+    ``output_scale`` (the same multiplication as the call, so an exported plan answers in the model's
+    coordinates, bitwise)."""
+
+    def __init__(self, sampler: PlannedSampler):
+        super().__init__(sampler)
+        self.output_scale = sampler.output_scale
+
+    def forward(self, x: torch.Tensor, draws: torch.Tensor | None = None,
+                cond: dict[str, Any] | None = None) -> torch.Tensor:
+        out = super().forward(x, draws, cond)
+        return out if self.output_scale == 1.0 else out * self.output_scale

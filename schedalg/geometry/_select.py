@@ -35,6 +35,11 @@ score is its mean error plus the standard deviation of its group errors; candida
 within ``tie`` (relative) of the best score are near-ties, and the simplest of them
 (model's own schedule, uniform grid, fewest stages, in that order) is returned.
 Planning cost is counted in batch network evaluations and capped at ``max_evaluations``.
+
+A flow map (:mod:`schedalg.flowmaps`) is planned the same way, with jump grids as candidates
+(``N`` jumps for ``N`` = 1, 2, 4, ... up to the budget, and the budget itself; the fewest jumps win
+near-ties): see :func:`select_sampler`. :func:`choose_steps` (the a-posteriori
+step count of seed 004) is this selection on uniform grids.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import sympy as sp
 import torch
@@ -52,7 +57,7 @@ from ..models import Denoiser
 from ..symbolic import Schedule
 
 __all__ = ["Candidate", "Selection", "power_times", "endpoint_error", "select_sampler", "sampling_schedules",
-           "VARIANCES", "DEFAULT_SOLVERS", "DEFAULT_RHOS", "DEFAULT_GRIDS", "MAX_EVALUATIONS"]
+           "jump_counts", "StepChoice", "choose_steps", "VARIANCES", "DEFAULT_SOLVERS", "DEFAULT_RHOS", "DEFAULT_GRIDS", "MAX_EVALUATIONS"]
 
 #: Default data variances tried for solvers that take a ``variance`` option and are listed without one.
 VARIANCES: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1)
@@ -140,11 +145,16 @@ class Selection:
 
     def sampler(self):
         """A :class:`schedalg.geometry.PlannedSampler` for :attr:`best`: ``sampler(noise)`` starts at the
-        model's noise end and returns the state in the model's coordinates at its span's data end."""
+        model's noise end and returns the state in the model's coordinates at its span's data end. For a
+        flow map, a :class:`schedalg.flowmaps.FlowMapSampler` (the best jumps, in the map's own time).
+        Either is called as ``sampler(noise, seed=...)`` and exports with :func:`schedalg.sampling.export_sampler`."""
+        from ..flowmaps import FlowMapSampler, is_flow_map
         from ..sampling import get_solver
         from ._plan import PlannedSampler
 
         best = self.best
+        if is_flow_map(self.model):
+            return FlowMapSampler(self.model, best.grid)
         return PlannedSampler.for_model(self.model, best.grid, get_solver(best.solver, **dict(best.options)))
 
 
@@ -273,89 +283,226 @@ class _Counted:
 # ---------------------------------------------------------------------- selection
 
 
-def _check_inputs(denoiser: Any, calibration_noise: Any, budget: Any) -> None:
+def _check_inputs(model: Any, calibration_noise: Any, budget: Any) -> bool:
+    """Check the three arguments; True when ``model`` is a flow map, False for a denoiser."""
+    from ..flowmaps import is_flow_map
+
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise SchedalgError("a budget of network evaluations >= 1 (an int)", repr(budget), "pass e.g. budget=10")
     if not isinstance(calibration_noise, torch.Tensor) or calibration_noise.dim() < 2:
         raise SchedalgError("calibration noise as a torch.Tensor (B, ...)", type(calibration_noise).__name__,
                             "draw it with a generator seeded apart from the evaluation noise")
-    if not isinstance(getattr(denoiser, "schedule", None), Schedule) or not callable(getattr(denoiser, "prepare",
-                                                                                               None)):
-        raise SchedalgError("a schedalg.models.Denoiser (with .schedule and .prepare(times))",
-                            type(denoiser).__name__, "wrap your network with schedalg.models.NetworkDenoiser")
+    if is_flow_map(model):
+        return True
+    if not isinstance(getattr(model, "schedule", None), Schedule) or not callable(getattr(model, "prepare", None)):
+        raise SchedalgError("a schedalg.models.Denoiser (with .schedule and .prepare(times)) or a flow map "
+                            "(callable (x, s, t) with .schedule and .velocity, see schedalg.flowmaps)",
+                            type(model).__name__, "wrap your network with schedalg.models.NetworkDenoiser or "
+                            "schedalg.flowmaps.FlowMap")
+    return False
 
 
-def select_sampler(denoiser: Denoiser, calibration_noise: torch.Tensor, budget: int, *,
+def jump_counts(budget: int) -> tuple[int, ...]:
+    """The default jump counts of a flow map at ``budget``: the powers of two up to it, and ``budget`` itself."""
+    counts = {budget}
+    n = 1
+    while n <= budget:
+        counts.add(n)
+        n *= 2
+    return tuple(sorted(counts))
+
+
+def select_sampler(model: Any, calibration_noise: torch.Tensor, budget: int, *,
                    schedules: Mapping[str, Schedule] | None = None,
                    solvers: Sequence[str | tuple[str, Mapping[str, Any]]] | None = None,
                    rhos: Sequence[float] | None = None, grids: Sequence[str] | None = None,
                    teacher_steps: int = 96, variances: Sequence[float] = VARIANCES, splits: int = 4,
-                   tie: float = 0.05, max_evaluations: int = MAX_EVALUATIONS) -> Selection:
-    """The plan for ``denoiser`` at ``budget`` network evaluations per sample (see the module docstring).
+                   tie: float = 0.05, max_evaluations: int = MAX_EVALUATIONS, steps: Sequence[int] | None = None,
+                   teacher: Denoiser | None = None, score: Callable[[torch.Tensor], float] | None = None,
+                   tolerance: float = 0.0) -> Selection:
+    """The plan for ``model`` at ``budget`` network evaluations per sample (see the module docstring).
 
-    Only the first three arguments are needed. ``schedules`` (name -> schedule; each is
-    truncated to the model's span), ``solvers``, ``rhos`` and ``grids`` (families among
-    :data:`DEFAULT_GRIDS`) narrow or widen the search; ``variances`` are tried for
-    variance-aware solvers listed without one.
+    ``model``: a :class:`schedalg.models.Denoiser`, or a flow map (:mod:`schedalg.flowmaps`), whose
+    candidates are jump grids (below). Only the first three arguments are needed. ``schedules``
+    (name -> schedule; each is truncated to the model's span), ``solvers``, ``rhos`` and ``grids``
+    (families among :data:`DEFAULT_GRIDS`) narrow or widen the search; ``variances`` are tried for
+    variance-aware solvers listed without one. ``score(samples) -> float`` (lower is better)
+    replaces the endpoint error against the teacher (then no teacher is solved, ``spread`` is 0 and
+    ``teacher_error`` NaN); candidates within ``tie`` (relative) plus ``tolerance`` (absolute) of the
+    best score are near-ties.
+
+    Flow maps (Boffi, Albergo & Vanden-Eijnden, arXiv 2406.07507: the number of jumps is chosen after
+    training). A candidate is ``N`` jumps ``X_{t_k, t_{k+1}}`` (``N`` evaluations) for ``N`` in
+    ``steps`` (default :func:`jump_counts`: 1, 2, 4, ... and ``budget``, those <= ``budget``) on each
+    grid family of each sampling schedule. Jumps do not depend on the schedule the map is served in
+    (``X^B = c X^A(./c)`` telescopes), so a schedule only places the times: each grid is mapped to the
+    map's own time (``tau`` of :func:`schedalg.convert`, ends exact) and the map runs there, answering
+    in its own coordinates. The reference is the fine RK4 solve (as for denoisers) of ``teacher`` (a
+    :class:`~schedalg.models.Denoiser` in the map's schedule, e.g. the velocity model the map was
+    distilled from) or, by default, of the map's own diagonal ``b_t = v_{t,t}``
+    (:func:`schedalg.flowmaps.velocity_denoiser`: exact for the oracles; for a learned map it carries
+    the distillation error of the diagonal, so pass the teacher when you have it). Near-ties go to
+    the fewest jumps. A flow map runs in the dtype of ``calibration_noise`` (denoisers in float64).
     """
     from ..sampling import Sampler, TimeGrid, get_solver
     from ..symbolic import convert
 
-    _check_inputs(denoiser, calibration_noise, budget)
-    model = denoiser.schedule
-    model.require_bound("plan a sampler for it")
-    counted = _Counted(denoiser)
-    noise = calibration_noise.to(torch.float64)
-    teacher, teacher_error, trajectory = _teacher(counted, noise, teacher_steps)
-    families = sampling_schedules(model) if schedules is None else {
-        name: (s if _same_span(s, model) else s.truncate(log_snr=model.log_snr_range)) for name, s in schedules.items()}
-    grid_families = tuple(DEFAULT_GRIDS if grids is None else grids)
+    flow = _check_inputs(model, calibration_noise, budget)
+    schedule_of_model = model.schedule
+    schedule_of_model.require_bound("plan a sampler for it")
+    if score is not None and not callable(score):
+        raise SchedalgError("score as a callable samples -> float (lower is better)", type(score).__name__, None)
+    if not (isinstance(tolerance, (int, float)) and tolerance >= 0.0):
+        raise SchedalgError("tolerance >= 0 (absolute, in units of the score)", repr(tolerance), None)
+    if flow:
+        if solvers is not None:
+            raise SchedalgError("no solvers for a flow map (its candidates are jump counts)", f"solvers={solvers!r}",
+                                "pass steps=(1, 2, 4) instead")
+        jumps = _jump_steps(jump_counts(budget) if steps is None else steps, budget)
+        if teacher is not None and not _teacher_fits(teacher, schedule_of_model):
+            raise SchedalgError("a teacher Denoiser in the flow map's schedule", f"{type(teacher).__name__} on "
+                                f"{getattr(getattr(teacher, 'schedule', None), 'name', None)!r}",
+                                "serve it in the map's schedule: schedalg.models.ConvertedDenoiser(teacher, "
+                                "flow_map.schedule)")
+        if teacher is None and score is None:
+            from ..flowmaps import velocity_denoiser
+
+            teacher = velocity_denoiser(model)
+        noise = calibration_noise
+    else:
+        if steps is not None or teacher is not None:
+            raise SchedalgError("steps= and teacher= for a flow map only", "a denoiser model",
+                                "drop them (a denoiser is its own teacher; solvers set the steps)")
+        teacher = model
+        noise = calibration_noise.to(torch.float64)
+    counted = _Counted(teacher) if teacher is not None else None
+    families = sampling_schedules(schedule_of_model) if schedules is None else {
+        name: (s if _same_span(s, schedule_of_model) else s.truncate(log_snr=schedule_of_model.log_snr_range))
+        for name, s in schedules.items()}
+    no_gits = flow or score is not None  # GITS grids are DDIM paths through the teacher's trajectory
+    grid_families = tuple((tuple(g for g in DEFAULT_GRIDS if g != "gits") if no_gits else DEFAULT_GRIDS)
+                          if grids is None else grids)
     unknown = set(grid_families) - set(DEFAULT_GRIDS)
     if unknown:
         raise SchedalgError(f"grid families among {DEFAULT_GRIDS}", f"{sorted(unknown)}", None)
-    entries = _expand_variances([_options_of(e) for e in (DEFAULT_SOLVERS if solvers is None else solvers)],
-                                variances)
-    solver_objects = [(name, options, get_solver(name, **dict(options))) for name, options in entries]
+    if no_gits and "gits" in grid_families:
+        raise SchedalgError("grid families without 'gits' for a flow map or a custom score",
+                            f"grids={grid_families!r}", "drop 'gits' (it needs the teacher's ODE path and DDIM jumps)")
+    if score is None:
+        reference, teacher_error, trajectory = _teacher(counted, noise, teacher_steps)
+        scale_ref = float(_sample_errors(reference, torch.zeros_like(reference)).mean())
+    else:
+        reference, teacher_error, trajectory, scale_ref = None, math.nan, None, math.inf
     rho_values = tuple(DEFAULT_RHOS if rhos is None else rhos)
     gits = _GitsPath(counted, trajectory) if "gits" in grid_families else None
     groups = _groups(noise.shape[0], splits)
     measured, unstable = [], []
-    scale_ref = float(_sample_errors(teacher, torch.zeros_like(teacher)).mean())
-    for s_rank, (schedule_name, schedule) in enumerate(families.items()):
-        output_scale = 1.0 if _same_span(schedule, model) else 1.0 / float(
-            convert(model, schedule).scale(torch.tensor([float(schedule.t_data)], dtype=torch.float64))[0])
-        for g_rank, (family, rho) in enumerate(_grid_list(grid_families, rho_values)):
-            for v_rank, (name, options, solver) in enumerate(solver_objects):
-                if counted.calls + budget > max_evaluations:
-                    break
-                try:
-                    grid = _fit_budget(lambda steps: _build_grid(TimeGrid, schedule, family, rho, steps, gits),
-                                       solver, budget)
-                    if grid is None:
+    spent = [0]  # batch evaluations of the flow-map candidates (denoiser candidates count through `counted`)
+
+    def cost() -> int:
+        return (0 if counted is None else counted.calls) + spent[0]
+
+    def measure(out: torch.Tensor) -> tuple[float, float]:
+        if score is not None:
+            return float(score(out)), 0.0
+        errors = _sample_errors(out, reference)
+        group_errors = torch.stack([errors[g].mean() for g in groups])
+        return float(errors.mean()), (float(group_errors.std()) if len(groups) > 1 else 0.0)
+
+    def keep(candidate: Candidate) -> None:
+        stable = math.isfinite(candidate.error) and candidate.error < scale_ref
+        (measured if stable else unstable).append(candidate)
+
+    grid_list = _grid_list(grid_families, rho_values)
+    if flow:
+        from ..flowmaps import FlowMapSampler
+
+        for s_rank, (schedule_name, schedule) in enumerate(families.items()):
+            for g_rank, (family, rho) in enumerate(grid_list):
+                for n in jumps:
+                    if cost() + n > max_evaluations:
+                        break
+                    try:
+                        grid = _in_own_time(_build_grid(TimeGrid, schedule, family, rho, n, None), schedule_of_model)
+                        sampler = FlowMapSampler(model, grid)
+                        spent[0] += n
+                        out = sampler(noise)
+                    except SchedalgError:
                         continue
-                    sampler = Sampler(counted, grid, solver)
-                    out = sampler(noise) * output_scale
-                except SchedalgError:
-                    continue
-                errors = _sample_errors(out, teacher)
-                group_errors = torch.stack([errors[g].mean() for g in groups])
-                error = float(errors.mean())
-                spread = float(group_errors.std()) if len(groups) > 1 else 0.0
-                candidate = Candidate(schedule_name, rho, name, options, grid, sampler.nfe, error, spread, family,
-                                      output_scale, (s_rank, g_rank, v_rank))
-                if not (math.isfinite(error) and error < scale_ref):
-                    unstable.append(candidate)
-                else:
-                    measured.append(candidate)
+                    error, spread = measure(out)
+                    keep(Candidate(schedule_name, rho, "flow_map", (), grid, n, error, spread, family, 1.0,
+                                   (n, s_rank, g_rank)))
+    else:
+        entries = _expand_variances([_options_of(e) for e in (DEFAULT_SOLVERS if solvers is None else solvers)],
+                                    variances)
+        solver_objects = [(name, options, get_solver(name, **dict(options))) for name, options in entries]
+        for s_rank, (schedule_name, schedule) in enumerate(families.items()):
+            output_scale = 1.0 if _same_span(schedule, schedule_of_model) else 1.0 / float(
+                convert(schedule_of_model, schedule).scale(torch.tensor([float(schedule.t_data)],
+                                                                        dtype=torch.float64))[0])
+            for g_rank, (family, rho) in enumerate(grid_list):
+                for v_rank, (name, options, solver) in enumerate(solver_objects):
+                    if cost() + budget > max_evaluations:
+                        break
+                    try:
+                        grid = _fit_budget(lambda n: _build_grid(TimeGrid, schedule, family, rho, n, gits),
+                                           solver, budget)
+                        if grid is None:
+                            continue
+                        sampler = Sampler(counted, grid, solver)
+                        out = sampler(noise) * output_scale
+                    except SchedalgError:
+                        continue
+                    error, spread = measure(out)
+                    keep(Candidate(schedule_name, rho, name, options, grid, sampler.nfe, error, spread, family,
+                                   output_scale, (s_rank, g_rank, v_rank)))
     if not measured:
         detail = f"{len(unstable)} unstable (non-finite or diverged)" if unstable else "none fits"
         raise SchedalgError(f"at least one candidate that fits {budget} network evaluations and stays finite",
                             detail, "raise the budget or add cheaper solvers (e.g. 'euler')")
     measured.sort(key=lambda c: c.score)
-    threshold = measured[0].score * (1.0 + tie)
+    threshold = measured[0].score * (1.0 + tie) + tolerance
     near = [i for i, c in enumerate(measured) if c.score <= threshold]
     choice = min(near, key=lambda i: measured[i].rank)
-    return Selection(budget, tuple(measured), choice, counted.calls, teacher_error, tuple(unstable), denoiser)
+    return Selection(budget, tuple(measured), choice, cost(), teacher_error, tuple(unstable), model)
+
+
+def _jump_steps(steps: Any, budget: int) -> tuple[int, ...]:
+    """The jump counts to try: ints >= 1, those within ``budget``."""
+    try:
+        counts = [int(n) for n in steps]
+    except (TypeError, ValueError):
+        counts = []
+    if not counts or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in steps):
+        raise SchedalgError("jump step counts, ints >= 1", repr(steps), "e.g. steps=(1, 2, 4, 8)")
+    within = sorted({n for n in counts if n <= budget})
+    if not within:
+        raise SchedalgError(f"at least one jump step count <= the budget {budget}", repr(tuple(counts)),
+                            "raise the budget or add smaller step counts")
+    return tuple(within)
+
+
+def _teacher_fits(teacher: Any, schedule: Schedule) -> bool:
+    return (isinstance(getattr(teacher, "schedule", None), Schedule) and callable(getattr(teacher, "prepare", None))
+            and _same_span(teacher.schedule, schedule))
+
+
+def _in_own_time(grid: Any, model: Schedule) -> Any:
+    """A flow map's jump grid from ``grid`` (any schedule on the model's span): the interior times mapped
+    to ``model``'s own time (``tau`` of the conversion model -> grid schedule, the same log-SNR points),
+    the ends the span's own (a family that stops short of an end, e.g. Karras at ``sigma = 0``, only
+    places the interior times: the jumps always run the whole span)."""
+    from ..sampling import TimeGrid
+    from ..symbolic import convert
+
+    inner = grid.times[1:-1].to(torch.float64)
+    if not _same_span(grid.schedule, model):
+        inner = convert(model, grid.schedule).time(inner)
+    ends = torch.tensor([float(model.t_noise), float(model.t_data)], dtype=torch.float64)
+    times = torch.cat([ends[:1], inner, ends[1:]])
+    if _same_span(grid.schedule, model) and bool(torch.equal(times, grid.times.to(torch.float64))):
+        return grid
+    return TimeGrid.from_times(model, times)
 
 
 def _same_span(schedule: Schedule, model: Schedule) -> bool:
@@ -473,3 +620,40 @@ class _GitsPath:
         inner = schedule.compile().t_of_log_snr(lam[1:-1], check=False)
         ends = torch.tensor([float(schedule.t_noise), float(schedule.t_data)], dtype=torch.float64)
         return torch.cat([ends[:1], inner, ends[1:]])
+
+
+class StepChoice(NamedTuple):
+    """The chosen step count and every candidate's score (lower is better)."""
+
+    steps: int
+    scores: dict[int, float]
+
+
+def choose_steps(flow_map: Any, noise: torch.Tensor, score: Callable[[torch.Tensor], float] | None = None,
+                 candidates: Sequence[int] = (1, 2, 4, 8), tolerance: float = 0.0, *,
+                 teacher: Any = None) -> StepChoice:
+    """Choose the number of jumps after training: the fewest whose score is within ``tolerance`` of the best.
+
+    Boffi, Albergo & Vanden-Eijnden (arXiv 2406.07507): the step count of a flow map is an
+    a-posteriori choice. This is the planner's selection (:func:`schedalg.geometry.select_sampler`
+    on a flow map) restricted to uniform grids in the map's own time, ``N`` in ``candidates``, with
+    near-ties at ``tolerance`` (absolute, no relative tie), so the two cannot disagree.
+    ``noise``: held-out calibration noise (not the evaluation noise); ``score(samples)``: a number,
+    lower is better (e.g. a squared MMD to calibration data); by default the planner's criterion:
+    the endpoint error against a fine ODE solve of ``teacher`` (a denoiser in the map's schedule)
+    or of the map's own diagonal (mean RMS plus its spread over sub-batches); ``tolerance``: how much
+    worse than the best candidate is acceptable (e.g. the score's sampling noise).
+    """
+    from ..flowmaps import FlowMapError
+
+    counts = sorted({int(c) for c in candidates})
+    if not counts or counts[0] < 1 or any(isinstance(c, bool) for c in candidates):
+        raise FlowMapError("candidate step counts, ints >= 1", repr(tuple(candidates)), "e.g. (1, 2, 4, 8)")
+    if not tolerance >= 0.0:
+        raise FlowMapError("tolerance >= 0", repr(tolerance), None)
+    schedule = getattr(flow_map, "schedule", None)
+    selection = select_sampler(flow_map, noise, counts[-1], schedules={"own": schedule}, grids=("power",),
+                               rhos=(1.0,), steps=counts, teacher=teacher, score=score, tie=0.0,
+                               tolerance=float(tolerance))
+    scores = {c.nfe: c.score for c in selection.candidates + selection.unstable}
+    return StepChoice(selection.best.nfe, dict(sorted(scores.items())))

@@ -38,10 +38,11 @@ from ._tableau import Tableau as Tableau
 from ._tableau import tableau_nodes as tableau_nodes
 from ._tableau import write_tableau_step as write_tableau_step
 from . import solvers as solvers  # noqa: E402  (registers the built-in solvers)
+from ._export import ExportableSampler as ExportableSampler
 from ._export import export_sampler as export_sampler
 from ._export import load_sampler as load_sampler
 
 __all__ = ["ExportError", "GridError", "SamplingError", "SolverError", "GRID_QUANTITIES", "TimeGrid",
            "per_sample_normal", "STREAM_INITIAL", "STREAM_STEPS", "Blocks", "Program", "ProgramBuilder", "Sampler", "SamplerModule", "SamplerStep",
            "sample", "same_schedule", "SOLVERS", "Solver", "get_solver", "register_solver", "Tableau", "tableau_nodes",
-           "write_tableau_step", "solvers", "export_sampler", "load_sampler"]
+           "write_tableau_step", "solvers", "ExportableSampler", "export_sampler", "load_sampler"]

@@ -2,7 +2,9 @@
 
 :meth:`Sampler.module` is a ``torch.nn.Module`` whose ``forward(x, draws=None, cond=None)``
 executes the same program as :class:`Sampler` (:meth:`Program.run`, fused as the sampler's:
-the same tensor operations, the program's weights as constants) from an initial state ``x``.
+the same tensor operations, the program's weights as constants) from an initial state ``x``;
+:meth:`schedalg.flowmaps.FlowMapSampler.module` runs the sampler's flow-map jumps the same
+way. Any sampler with that interface (:class:`ExportableSampler`) exports by the one path below.
 :func:`export_sampler` traces it with ``torch.export`` (steps unrolled into one ATen graph;
 network weights and prepared tables become the program's tensors), writes the graph as
 versioned JSON and the tensors as safetensors, with a SHA-256 digest over both, through
@@ -19,16 +21,40 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from . import _standalone
 from ._errors import ExportError
 from ._noise import STREAM_STEPS
-from ._sampler import Sampler
 
-__all__ = ["export_sampler", "load_sampler", "program_payload"]
+__all__ = ["ExportableSampler", "export_sampler", "load_sampler", "program_payload"]
+
+
+@runtime_checkable
+class ExportableSampler(Protocol):
+    """What :func:`export_sampler` reads from a sampler (:class:`Sampler`, :class:`schedalg.flowmaps.FlowMapSampler`).
+
+    ``module()``: an ``nn.Module`` whose ``forward(x, draws=None, cond=None)`` is the run from
+    the initial state ``x``; ``initial_state(noise)``: ``start_scale * noise``;
+    ``draws(x, seed=...)``: the run's standard-normal draws ``(noise_draws, B, ...)`` or None;
+    ``grid`` (a :class:`~schedalg.sampling.TimeGrid`), ``nfe``, ``start_scale`` (``sigma(t_0)``),
+    ``method`` (a name recorded in the file) and ``noise_draws``.
+    """
+
+    grid: Any
+    nfe: int
+    start_scale: float
+    method: str
+    noise_draws: int
+
+    def module(self) -> torch.nn.Module: ...
+
+    def initial_state(self, noise: torch.Tensor, scale_noise: bool = True) -> torch.Tensor: ...
+
+    def draws(self, like: torch.Tensor, *, seed: int | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor | None: ...
 
 
 _NO_OPS = {"aten._assert_tensor_metadata.default"}
@@ -183,7 +209,7 @@ def program_payload(program: "torch.export.ExportedProgram", meta: dict[str, Any
     return payload, weights
 
 
-def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tensor, *,
+def export_sampler(sampler: ExportableSampler, path: str | Path, example_noise: torch.Tensor, *,
                    dynamic_batch: bool = False, write_loader: bool = True, **cond: Any) -> Path:
     """Trace ``sampler`` on an example input and save it to ``path`` (a safetensors file).
 
@@ -195,8 +221,9 @@ def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tens
     written beside the file as ``<stem>_loader.py``. Load with :func:`load_sampler`, or
     without schedalg by that loader's ``load(path)``.
     """
-    if not isinstance(sampler, Sampler):
-        raise ExportError("a schedalg.sampling.Sampler", type(sampler).__name__,
+    if not isinstance(sampler, ExportableSampler):
+        raise ExportError("a sampler (schedalg.sampling.Sampler, schedalg.flowmaps.FlowMapSampler, or any "
+                          "schedalg.sampling.ExportableSampler)", type(sampler).__name__,
                           "build one with Sampler(denoiser, grid, solver)")
     if "scale_noise" in cond:  # an option of version 1, which fixed nothing in the file
         raise ExportError("export options path, example_noise, dynamic_batch, write_loader and conditioning "
@@ -227,9 +254,9 @@ def export_sampler(sampler: Sampler, path: str | Path, example_noise: torch.Tens
                           "make the network traceable, or export without dynamic_batch") from exc
     grid = sampler.grid
     names = ["x"] + ([] if draws is None else ["draws"]) + list(cond)
-    meta = {"solver": sampler.solver.name, "schedule": grid.schedule.name, "grid": grid.label,
+    meta = {"solver": sampler.method, "schedule": grid.schedule.name, "grid": grid.label,
             "times": [float(t) for t in grid.times.tolist()], "nfe": sampler.nfe,
-            "noise_draws": sampler.plan.noise_draws, "noise_stream": STREAM_STEPS, "start_scale": sampler.start_scale,
+            "noise_draws": sampler.noise_draws, "noise_stream": STREAM_STEPS, "start_scale": sampler.start_scale,
             "dtype": str(x.dtype).removeprefix("torch."), "shape": list(x.shape),
             "dynamic_batch": bool(dynamic_batch)}
     payload, weights = program_payload(program, meta, names)

@@ -137,6 +137,16 @@ class Sampler:
         self.fuse = True
         self._program: tuple[Any, bool, Program] = (None, False, self.plan)
 
+    @property
+    def method(self) -> str:
+        """The solver's registry name (what an exported file records as its method)."""
+        return self.solver.name
+
+    @property
+    def noise_draws(self) -> int:
+        """``K``: standard-normal draws ``(K, B, ...)`` a run reads (0 for deterministic solvers)."""
+        return self.plan.noise_draws
+
     def program(self) -> Program:
         """The program a run executes: :attr:`plan`, fused with the current ``prepared`` denoiser's output map
         when ``fuse`` is True (:meth:`Program.fuse`; the plan itself where nothing can be fused)."""
