@@ -117,7 +117,7 @@ def main() -> None:
         flow_map = FlowMap(load_flow_map(path).double(), schedule)
         for n in STEPS:
             row(f"flowmap_{name}", f"{name}_N{n}", n, FlowMapSampler(flow_map, n))
-            if n in (1, 2) and name in ("trajectory", "lagrangian"):
+            if (name, n) in (("trajectory", 2), ("lagrangian", 2), ("progressive", 1), ("progressive", 2)):
                 shown[f"{name} N={n}"] = rows[-1]["x"]
         choice = choose_steps(flow_map, calibration, lambda x: mmd2(x, calibration_data, bandwidths),
                               STEPS, TOLERANCE)
