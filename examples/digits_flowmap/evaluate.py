@@ -172,8 +172,8 @@ def main() -> None:
         for tag in ("equal_nfe", "4x_nfe"):
             b = e[f"teacher_best_at_{tag}"]
             if b is not None:
-                parts.append(f"vs {b['sampler']}@{b['nfe']} {1e3 * b['mmd']:.2f}: "
-                             f"diff {1e3 * b['paired_mmd_difference']:+.2f}+-{1e3 * b['paired_mmd_difference_sem']:.2f}")
+                diff, sem = 1e3 * b["paired_mmd_difference"], 1e3 * b["paired_mmd_difference_sem"]
+                parts.append(f"vs {b['sampler']}@{b['nfe']} {1e3 * b['mmd']:.2f}: diff {diff:+.2f}+-{sem:.2f}")
         print("  ".join(parts))
     for e in against_exact:
         print(f"teacher {e['sampler']}@{e['nfe']} - exact ODE: {1e3 * e['paired_mmd_difference']:+.2f}"

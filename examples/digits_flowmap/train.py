@@ -206,8 +206,10 @@ def train(loss_name: str, steps: int, batch: int, lr: float, ema_decay: float, s
     payload = {"config": ema.config, "state_dict": {k: v.half() for k, v in ema.state_dict().items()},
                "training": {"loss": loss_name, "steps": steps, "batch": batch, "lr": lr, "ema_decay": ema_decay,
                             "seed": seed, "teacher": "examples/digits_flow/weights.pt",
-                            "init": None if init is None else init.name, "refresh": refresh, "anchor": anchor, "final_loss": running,
-                            "trajectories": trajectories if loss_name == "trajectory" or trajectory_weight > 0 else None,
+                            "init": None if init is None else init.name, "refresh": refresh, "anchor": anchor,
+                            "final_loss": running,
+                            "trajectories": (trajectories if loss_name == "trajectory" or trajectory_weight > 0
+                                             else None),
                             "trajectory_weight": trajectory_weight, "own_states": own,
                             "seconds": seconds, "cpu_seconds": cpu_seconds, "load_average": load}}
     torch.save(payload, out)
