@@ -7,8 +7,9 @@ from torch.func import jvp
 import schedalg as sa
 from schedalg.denoisers import GaussianDenoiser
 from schedalg.flowmaps import (ConvertedFlowMap, FlowMap, FlowMapError, FlowMapSampler,
-                               diagonal_loss, eulerian_loss, gaussian_flow_map, identity_defect, lagrangian_loss,
-                               mixture_flow_map, progressive_loss, self_distillation_loss, semigroup_defect)
+                               diagonal_loss, eulerian_loss, gaussian_flow_map, identity_defect, interpolant,
+                               lagrangian_loss, mixture_flow_map, progressive_loss, self_distillation_loss,
+                               semigroup_defect, trajectory_loss)
 from schedalg.geometry import choose_steps
 from schedalg.sampling import TimeGrid
 
@@ -191,6 +192,24 @@ def test_progressive_loss_vanishes_at_the_oracle_gaussian_and_mixture():
     small = tuple(b[:6] for b in _batch(6, g)), tuple(tt[:6] for tt in _times(schedule, 6, g))
     assert float(progressive_loss(mixture, *small, mixture, 2)) < (10 * ODE) ** 2
     assert float(progressive_loss(Perturbed(mixture), *small, mixture, 2)) > 1e-5
+
+
+def test_trajectory_loss_vanishes_on_solved_trajectories_and_only_there():
+    """States of ODE solutions (DOP853 on the exact velocity, not the closed form): the Gaussian
+    oracle maps x_s onto x_t; a perturbed map, or the pairs' times swapped, do not."""
+    g = torch.Generator().manual_seed(10)
+    schedule = sa.schedules.linear()
+    fm = gaussian_flow_map(schedule, MEAN, 0.7)
+    solver = mixture_flow_map(schedule, MEAN[None], 0.7)  # the same law, solved numerically
+    x0, noise = _batch(8, g, var=torch.tensor([0.7, 0.7]))
+    s, t = _times(schedule, 8, g)
+    start = interpolant(fm, x0, noise, s)[0]
+    end = solver(start, s, t)
+    assert float(trajectory_loss(fm, (start, end), (s, t))) < (10 * ODE) ** 2
+    assert float(trajectory_loss(Perturbed(fm), (start, end), (s, t))) > 1e-5
+    assert float(trajectory_loss(fm, (start, end), (t, s))) > 1e-5
+    with pytest.raises(FlowMapError, match=r"\(x_s, x_t\)"):
+        trajectory_loss(fm, (start, end[:4]), (s, t))
 
 
 def test_diagonal_loss_is_minimised_by_the_exact_velocity():

@@ -1,4 +1,4 @@
-"""Smoke test of the committed digits flow map (examples/digits_flowmap/lagrangian.pt)."""
+"""Smoke tests of the committed digits flow maps (examples/digits_flowmap/*.pt)."""
 
 import importlib.util
 from pathlib import Path
@@ -43,3 +43,19 @@ def test_committed_flow_map_beats_euler_at_equal_cost_and_keeps_the_teacher_velo
     state = t[:, None] * digits + (1 - t[:, None]) * noise
     b = teacher(state, t)
     assert float((flow_map.velocity(state, t) - b).square().mean().sqrt() / b.square().mean().sqrt()) < 0.3
+
+
+def test_two_stage_maps_jump_closer_to_the_teacher_ode_than_euler():
+    """trajectory.pt and progressive.pt in 2 jumps against Euler at 2 NFE, both measured from a fine
+    solve of the teacher's ODE (measured on 64 draws: about 0.15 and 0.21 against 0.27)."""
+    model = _module()
+    teacher = model.teacher_module().load_model()
+    schedule = sa.schedules.linear()
+    noise = sa.sampling.per_sample_normal((64, 64), seed=1)
+    denoiser = NetworkDenoiser(teacher, schedule, "velocity", "t")
+    reference = Sampler(denoiser, 32, "midpoint")(noise)
+    rms = lambda x: float((x - reference).square().mean().sqrt())  # noqa: E731
+    euler = rms(Sampler(denoiser, 2, "euler")(noise))
+    for name, bound in (("trajectory", 0.7), ("progressive", 0.9)):
+        flow_map = FlowMap(model.load_flow_map(HERE / f"{name}.pt"), schedule)
+        assert rms(FlowMapSampler(flow_map, 2)(noise, seed=0)) < bound * euler, name

@@ -28,9 +28,10 @@ from ._losses import interpolant as interpolant
 from ._losses import lagrangian_loss as lagrangian_loss
 from ._losses import progressive_loss as progressive_loss
 from ._losses import self_distillation_loss as self_distillation_loss
+from ._losses import trajectory_loss as trajectory_loss
 
 __all__ += ["diagonal_loss", "eulerian_loss", "interpolant", "lagrangian_loss", "progressive_loss",
-            "self_distillation_loss"]
+            "self_distillation_loss", "trajectory_loss"]
 
 from ._sampler import FlowMapSampler as FlowMapSampler
 from ._sampler import FlowMapSamplerModule as FlowMapSamplerModule

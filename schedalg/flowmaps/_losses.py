@@ -19,6 +19,8 @@ Boffi, Albergo & Vanden-Eijnden (arXiv 2406.07507), section 3; Boffi et al. 2025
 * :func:`self_distillation_loss`: the MeanFlow regression ``|v_{s,t} - sg(v_{s,t} + R)|^2``, ``R`` the
   Eulerian residual (``v = b_s + (t - s) D_s v`` in mean-velocity form): the same value as
   :func:`eulerian_loss` (pairs with ``t = s`` excluded) and the gradient of a regression onto a frozen target.
+* :func:`trajectory_loss`: ``|X_{s,t}(x_s) - x_t|^2`` on pairs of states of pre-solved ODE trajectories
+  (Lagrangian map distillation in integrated form: the ODE of ``b`` solved once, offline).
 * :func:`diagonal_loss`: flow matching of the diagonal ``|v_{t,t}(I_t) - dI_t/dt|^2`` (not 0 at the
   optimum: its minimum is the conditional variance of ``dI_t/dt``), which trains the velocity that
   self-distillation then reads.
@@ -36,7 +38,7 @@ from ..compile import compile_exprs
 from ._map import FlowMapError, as_times, per_sample
 
 __all__ = ["lagrangian_loss", "eulerian_loss", "progressive_loss", "self_distillation_loss", "diagonal_loss",
-           "interpolant"]
+           "trajectory_loss", "interpolant"]
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -154,6 +156,27 @@ def progressive_loss(model: Any, batch: Any, times: Any, teacher: Any, splits: i
             u0, u1 = s + (t - s) * (k / splits), s + (t - s) * ((k + 1) / splits)
             target = teacher(target, u0, t if k == splits - 1 else u1)
     return _mean_square(model(start, s, t) - target)
+
+
+def trajectory_loss(model: Any, batch: Any, times: Any) -> torch.Tensor:
+    """Distillation onto pre-solved trajectories: ``E |X_{s,t}(x_s) - x_t|^2``, ``batch = (x_s, x_t)``.
+
+    ``x_s, x_t``: states at times ``s`` and ``t`` of one solution of the ODE ``x' = b_t(x)``
+    (solved offline, e.g. from noise by a high-order solver). 0 exactly when ``X_{s,t}`` maps
+    ``x_s`` to ``x_t``, i.e. at the flow map of ``b`` on the law of ``x_s``. It is the integrated
+    form of :func:`lagrangian_loss`: with ``e_u = X_{s,u}(x_s) - x_u``, ``e_s = 0`` and
+    ``e'_u = [d_u X_{s,u} - b_u(X_{s,u})](x_s) + b_u(X_{s,u}(x_s)) - b_u(x_u)``, so a zero
+    Lagrangian residual gives ``e = 0`` (Gronwall) and conversely; and it is
+    :func:`progressive_loss` with the exact flow of ``b`` as the frozen map (Boffi, Albergo &
+    Vanden-Eijnden, arXiv 2406.07507: progressive and operator-learning distillation as cases
+    of flow map matching). Start states lie on the ODE's own marginal, not the interpolant's.
+    """
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and all(isinstance(b, torch.Tensor) for b in batch)
+            and batch[0].shape == batch[1].shape and batch[0].dim() >= 1):
+        raise FlowMapError("batch = (x_s, x_t), two tensors of one shape (B, ...): states of ODE solutions",
+                           f"{type(batch).__name__}", "pass the states of pre-solved trajectories at s and t")
+    start, end, s, t = _unpack(model, batch, times)
+    return _mean_square(model(start, s, t) - end)
 
 
 def diagonal_loss(model: Any, batch: Any, times: Any) -> torch.Tensor:
