@@ -127,9 +127,10 @@ def conversion_end_values(conversion: Any) -> list[tuple[float, tuple[float, flo
     source's end with the same infinite log-SNR (``tau`` maps log-SNR to log-SNR). ``c``,
     ``tau'``, ``c'`` are the two-argument forms ``q(s, TAU)`` of :class:`Conversion` with
     ``TAU = tau(s)``: their exact substitution at ``(s_end, tau_end)`` when finite and
-    real; otherwise, for a closed-form ``tau``, the whole rule (:func:`value_at_end`) on the
-    closed form ``q(s, tau(s))``; otherwise the numeric limit at 60 digits with ``tau(s)``
-    solved from ``lambda_src(tau) = lambda_dst(s)`` at 60 digits (bisection). Ends with a
+    real, otherwise the numeric limit at 60 digits (step 3; SymPy's ``limit`` would need
+    ``q(s, tau(s))`` in closed form, which a numeric inverse has not) with ``tau(s)`` from the
+    source's verified closed-form inverse, or solved from ``lambda_src(tau) = lambda_dst(s)``
+    at 60 digits (:func:`_mp_tau`). Ends with a
     finite log-SNR need nothing: the compiled forms are finite there. Conversions of
     tabulated schedules keep the float64 formula values (step 1 of the rule).
     """
@@ -154,15 +155,13 @@ def conversion_end_values(conversion: Any) -> list[tuple[float, tuple[float, flo
         tau_end = src.domain[lam_src_ends.index(end_lam)]
         values = [float(tau_end)]
         tau_of = None
-        for name in ("c", "d_tau", "d_c"):
-            form = getattr(conversion, f"{name}_of_tau" if name != "d_tau" else "d_tau_of_tau").subs(s_symbol, t)
+        for form in (conversion.c_of_tau, conversion.d_tau_of_tau, conversion.d_c_of_tau):
+            form = form.subs(s_symbol, t)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 exact = form.subs({t: point, TAU: tau_end})
             if exact.is_finite and exact.is_real:
                 values.append(float(exact))
-            elif conversion.kind == "symbolic":
-                values.append(value_at_end(getattr(conversion, name).subs(s_symbol, t), point, side))
             else:
                 tau_of = tau_of or _mp_tau(src, dst)
                 values.append(_numeric_limit(form, point, side, implicit=(TAU, tau_of)))
@@ -172,11 +171,18 @@ def conversion_end_values(conversion: Any) -> list[tuple[float, tuple[float, flo
 
 
 def _mp_tau(src: Any, dst: Any) -> Any:
-    """``s -> tau(s)`` at the working precision: ``lambda_src(tau) = lambda_dst(s)`` by
-    bisection on the source's domain (its log-SNR is strictly monotone), 240 halvings."""
+    """``s -> tau(s)`` at the working precision: the source's closed-form inverse at
+    ``lambda_dst(s)`` (verified at 60 digits up to 1e-30 from the ends, ``_derive.py``), else
+    ``lambda_src(tau) = lambda_dst(s)`` by bisection on the source's domain (its log-SNR is
+    strictly monotone), 240 halvings. Remembers its values (the forms share the points)."""
+    from ._symbols import lam
+
     lam_dst = sp.lambdify(t, dst.log_snr, modules="mpmath")
     lam_src = sp.lambdify(t, src.log_snr, modules="mpmath")
+    inverse = src.inverse_log_snr
+    closed = sp.lambdify(lam, inverse.expr, modules="mpmath") if inverse.kind == "symbolic" else None
     increasing = src.direction > 0
+    seen: dict = {}
 
     def real(value):
         if isinstance(value, mpmath.mpc):  # a log of a negative: no real tau (the limit stops here)
@@ -184,7 +190,12 @@ def _mp_tau(src: Any, dst: Any) -> Any:
         return value
 
     def tau(x):
+        if x in seen:
+            return seen[x]
         target = real(lam_dst(x))
+        if closed is not None:
+            seen[x] = real(closed(target))
+            return seen[x]
         a, b = mpmath.mpf(sp.N(src.domain[0], _DPS + 10)), mpmath.mpf(sp.N(src.domain[1], _DPS + 10))
         for _ in range(240):
             mid = (a + b) / 2
@@ -192,7 +203,8 @@ def _mp_tau(src: Any, dst: Any) -> Any:
                 b = mid
             else:
                 a = mid
-        return (a + b) / 2
+        seen[x] = (a + b) / 2
+        return seen[x]
 
     return tau
 
