@@ -78,7 +78,7 @@ def _naive(schedule: sa.Schedule) -> bool:
 def derivation_rows(seed: int = 0, repeats: int = 3, naive_budget: float = NAIVE_BUDGET_S,
                     only: tuple[str, ...] | None = None) -> list[dict]:
     """One row per family: cold, cached, naive seconds and the ratios naive/cold, naive/cached."""
-    from schedalg._budget import run_with_budget
+    from ._budget import run_with_budget
 
     rng = random.Random(seed)
     rows = []

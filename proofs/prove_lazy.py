@@ -327,3 +327,23 @@ def test_lazy_ode_solvers_converge_at_their_order_on_the_derived_velocity():
             errors.append(float((out - exact).abs().max()))
         ratio = errors[0] / errors[1]
         assert abs(math.log2(ratio) - order) < 0.35, (solver, errors)
+
+
+def test_point_mass_sigma_is_the_positive_root():
+    """The point-mass family's sigma_form (a product of square roots of factors, so that its
+    log-SNR is log a - log(1 - a), finite in float64 at a = 0) is the positive square root of
+    the derived sigma^2 on [0, 1]: its square equals sigma_squared exactly, and at 50 digits it
+    equals sqrt(sigma_squared) on a grid with both ends and points 1e-30 from them."""
+    import mpmath
+
+    family = derive_lazy_family("optimal_sde")
+    free = family.free
+    assert _zero(sp.expand(family.sigma_form**2) - family.sigma_squared)
+    form = sp.lambdify(free, family.sigma_form, modules="mpmath")
+    root = sp.lambdify(free, sp.sqrt(family.sigma_squared), modules="mpmath")
+    with mpmath.workdps(50):
+        tiny = mpmath.mpf(10) ** -30
+        for point in [mpmath.mpf(0), tiny, 1 - tiny, mpmath.mpf(1)] + [mpmath.mpf(k) / 8 for k in range(1, 8)]:
+            assert abs(form(point) - root(point)) < mpmath.mpf(10) ** -45 and mpmath.im(form(point)) == 0, point
+    log_snr = family.schedule().log_snr
+    assert _zero(log_snr - (sp.log(sa.t) - sp.log(1 - sa.t)))

@@ -140,6 +140,34 @@ def test_every_library_inverse_round_trips_symbolically():
             assert abs(float(sp.N(value - point, 30))) < 1e-12, name
 
 
+def test_vp_cosine_declaration_is_the_papers_schedule():
+    """The library's vp_cosine() (exact offset 1/125, angles written as pi times one factor,
+    sigma as a product of sines) equals Nichol & Dhariwal's alpha = cos(pi/2 (t + s)/(1 + s)) /
+    cos(pi/2 s/(1 + s)), sigma = sqrt(1 - alpha^2) with s = 0.008: alpha exactly (SymPy), both to
+    1e-45 relative (plus 1e-48 absolute) at 50 digits on a grid with both ends and points 1e-30
+    from them."""
+    import mpmath
+
+    s = sp.Rational(1, 125)
+    paper_alpha = sp.cos(sp.pi / 2 * (t + s) / (1 + s)) / sp.cos(sp.pi / 2 * s / (1 + s))
+    paper_sigma = sp.sqrt(1 - paper_alpha**2)
+    vp = sa.schedules.vp_cosine()
+    assert sa.schedules.vp_cosine(0.008).alpha == vp.alpha and sp.nsimplify(0.008, rational=True) == s
+    assert is_zero(sp.expand_trig(vp.alpha - paper_alpha))
+    functions = [sp.lambdify(t, e, modules="mpmath") for e in (vp.alpha, vp.sigma, paper_alpha, paper_sigma)]
+    with mpmath.workdps(120):  # the paper's sqrt(1 - alpha^2) cancels ~60 digits at 1e-30 from t = 0
+        tiny = mpmath.mpf(10) ** -30
+        grid = [mpmath.mpf(0), tiny, mpmath.mpf(1) - tiny, mpmath.mpf(1)] + [mpmath.mpf(k) / 16 for k in range(1, 16)]
+        paper = [(functions[2](p), functions[3](p)) for p in grid]
+    with mpmath.workdps(50):
+        for point, (pa, ps) in zip(grid, paper):
+            a, sg = functions[0](point), functions[1](point)
+            for ours, theirs in ((a, pa), (sg, ps)):
+                assert mpmath.im(ours) == 0 and ours >= -mpmath.mpf(10) ** -48, point  # cos(pi/2) rounds to -5e-52
+                # 50 digits of the point near t = 1 leave alpha ~ 1e-30 an absolute error ~ 1e-50
+                assert abs(ours - theirs) <= mpmath.mpf(10) ** -45 * abs(theirs) + mpmath.mpf(10) ** -48, point
+
+
 def test_vp_cosine_is_variance_preserving():
     """The product form of vp_cosine's sigma satisfies alpha^2 + sigma^2 = 1."""
     vp = sa.schedules.vp_cosine(sp.Symbol("s", positive=True))

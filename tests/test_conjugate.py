@@ -108,3 +108,80 @@ def test_bad_B_raises():
         ConjugateTransform(PSLD, sp.Symbol("lam") * sp.eye(2))
     with pytest.raises(LinearSDEError, match="B as a number"):
         ConjugateTransform(PSLD, "not a matrix")
+
+
+# ---------------------------------------------------------------------- deterministic closed forms
+
+_DERIVE = """
+import json, sys
+import sympy as sp
+import schedalg as sa
+import schedalg.augmented as aug
+from schedalg.augmented._conjugate import lambda_identity, lambda_ones
+out = {}
+vp = aug.LinearSDE.from_schedule(sa.schedules.vp_linear())
+for name, sde in (("vp", vp), ("psld", aug.psld()), ("psld_beta", aug.psld(beta=sp.Rational(1, 2) + 8 * sa.t))):
+    out[name] = [sde.moments_kind, sp.srepr(sde.covariance)]
+    for label, B in (("0", 0), ("F", sde.F), ("I", lambda_identity(sde.k, sp.Rational(1, 2))),
+                     ("ones", lambda_ones(sde.k, sp.Rational(3, 10)))):
+        ct = aug.ConjugateTransform(sde, B)
+        out[name + "/" + label] = [ct.A_kind, ct.phi_kind, sp.srepr(ct.A), sp.srepr(ct.phi)]
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def test_same_closed_forms_under_any_hash_seed_and_load(tmp_path):
+    """The augmented derivations (moments, A, Phi) decide closed form vs numeric by the
+    integrand's structure, not by time: three hash seeds, beside a busy process, give the
+    same kinds and the same srepr of every form."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = tmp_path / "derive_augmented.py"
+    script.write_text(_DERIVE)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        runs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env=dict(os.environ, PYTHONHASHSEED=seed, SCHEDALG_CACHE_DIR="off",
+                                          PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")))
+                for seed in ("0", "1", "4242")]
+        outputs = []
+        for run in runs:
+            stdout, stderr = run.communicate(timeout=300)
+            assert run.returncode == 0, stderr[-2000:]
+            outputs.append(json.loads(stdout))
+    finally:
+        busy.kill()
+        busy.wait()
+    assert outputs[0] == outputs[1] == outputs[2]
+    kinds = {name: value[:2] for name, value in outputs[0].items() if "/" in name}
+    assert kinds["vp/0"] == kinds["vp/F"] == ["symbolic", "symbolic"]
+    assert kinds["psld/0"] == ["symbolic", "numeric"] and kinds["psld_beta/ones"] == ["numeric", "numeric"]
+    assert outputs[0]["psld"][0] == "symbolic"
+
+
+def test_sympy_integrate_is_called_only_on_the_gated_classes(monkeypatch):
+    """Integrands outside the two classes (PSLD's Cholesky factor, VP with lambda-DDIM's
+    exp(t^2) under a root) go to the numeric path without calling sympy.integrate."""
+    from schedalg.augmented import _closed_forms as cf
+    from schedalg.augmented._conjugate import _CACHE, lambda_identity
+
+    u = sp.Symbol("u", positive=True)
+    assert cf.exp_polynomial(4 * u**2 * sp.exp(-2 * u) - 2 * u * sp.exp(-2 * u) * sp.cos(3 * u), u)
+    assert not cf.exp_polynomial(sp.exp(u**2), u) and not cf.exp_polynomial(u**9 * sp.exp(u), u)
+    assert cf.rational_in_exp(sp.exp(u / 2) / (2 * sp.sqrt(1 - sp.exp(-u))), u)
+    assert not cf.rational_in_exp(sp.exp(u) / sp.sqrt(u**2 + sp.exp(u)), u)
+    assert not cf.rational_in_exp(sp.exp(u) / sp.sqrt(sp.exp(3 * u) + 1), u)  # cubic radicand: elliptic
+    calls = []
+    real_integrate = sp.integrate
+    monkeypatch.setattr(cf.sp, "integrate", lambda *a, **k: calls.append(a[0]) or real_integrate(*a, **k))
+    _CACHE.clear()
+    vp_lambda = ConjugateTransform(VP_SDE, lambda_identity(1, sp.Rational(1, 2)))
+    psld = ConjugateTransform(PSLD, 0)
+    assert vp_lambda.phi_kind == psld.phi_kind == "numeric"
+    assert all(cf.integrable(e, next(iter(e.free_symbols))) for e in calls if e.free_symbols)
+    assert vp_lambda.A_kind == psld.A_kind == "symbolic"

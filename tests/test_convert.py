@@ -274,3 +274,55 @@ def test_tabulated_source():
     a_s, s_s = table.compile().evaluate(tau, "alpha", "sigma")
     torch.testing.assert_close(c * a_s, s, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(c * s_s, 1 - s, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------------- end values: the one rule
+
+
+def _mp_reference(conv, s_end, offset):
+    """(tau, c, tau', c') at s = s_end + offset at 60 digits: tau by bisection on lambda_src(tau) = lambda_dst(s),
+    then the conversion's two-argument forms (independent of the package's end-value code)."""
+    import mpmath
+
+    from schedalg.symbolic import TAU
+
+    src, dst = conv.src, conv.dst
+    lam_src = sp.lambdify(sa.t, src.log_snr, modules="mpmath")
+    lam_dst = sp.lambdify(sa.t, dst.log_snr, modules="mpmath")
+    forms = [sp.lambdify((sa.symbolic.s, TAU), f, modules="mpmath")
+             for f in (conv.c_of_tau, conv.d_tau_of_tau, conv.d_c_of_tau)]
+    with mpmath.workdps(60):
+        x = mpmath.mpf(s_end) + mpmath.mpf(offset)
+        target = lam_dst(x)
+        lo, hi = mpmath.mpf(sp.N(src.domain[0], 70)), mpmath.mpf(sp.N(src.domain[1], 70))
+        for _ in range(300):
+            mid = (lo + hi) / 2
+            if (lam_src(mid) > target) == (src.direction > 0):
+                hi = mid
+            else:
+                lo = mid
+        tau = (lo + hi) / 2
+        return [float(tau)] + [float(f(x, tau)) for f in forms]
+
+
+@pytest.mark.parametrize("pair", [("cosine", "linear"), ("linear", "cosine"), ("vp_cosine", "linear")])
+def test_conversion_end_values_follow_the_one_rule(pair):
+    """At destination ends of infinite log-SNR the compiled forms read 0/0 (tau' = lambda_dst'/lambda_src'
+    is inf/inf). The compiled conversion returns there exactly what the one end-value rule
+    (schedalg.symbolic.conversion_end_values) gives, and that agrees with a 60-digit evaluation
+    at 1e-25 from the end: to 1e-12 (the rule's numeric limit is accurate to about its last
+    step, 1e-40; a closed form's limit is exact; 1e-25 moves a smooth quantity by ~1e-25 and
+    a square-root one by ~1e-12)."""
+    from schedalg.symbolic import conversion_end_values
+
+    conv = sa.convert(L[pair[0]](), L[pair[1]]())
+    ends = conversion_end_values(conv)
+    assert ends, pair
+    compiled = conv.compile()
+    for s_end, rule in ends:
+        got = [float(v[0]) for v in compiled.evaluate(torch.tensor([s_end], dtype=torch.float64))]
+        assert got == list(rule), (pair, s_end)
+        inward = 1e-25 if s_end == float(conv.dst.domain[0]) else -1e-25
+        reference = _mp_reference(conv, s_end, inward)
+        for name, value, want in zip(("tau", "c", "tau'", "c'"), rule, reference):
+            assert abs(value - want) <= 1e-12 * (1 + abs(want)), (pair, s_end, name, value, want)

@@ -41,6 +41,23 @@ def test_non_finite_inside_domain():
         sa.Schedule(alpha=t, sigma=1 / (t - sp.Rational(1, 2)) ** 2)
 
 
+def test_positivity_is_decided_by_the_mathematics_not_by_float64_underflow():
+    """vp_linear with t -> t^3: sigma = sqrt(1 - exp(-(0.1 t^3 + 9.95 t^6))) is about 3e-9 at the
+    first grid point, 0 in float64. The validator looks again at 60 digits and accepts it;
+    schedules that really are <= 0, complex or negative at an end are still refused."""
+    vp = sa.schedules.vp_linear()
+    warped = sa.Schedule(vp.alpha.subs(t, t**3), vp.sigma.subs(t, t**3), domain=vp.domain, name="vp(t^3)")
+    assert warped.direction == -1 and warped.log_snr_range[1] == float("inf")
+    sigma, lam = warped.compile().evaluate(torch.tensor([1e-7, 0.5], dtype=torch.float64), "sigma", "log_snr")
+    assert float(sigma[0]) > 0 and bool(torch.isfinite(lam).all())
+    with pytest.raises(ScheduleError, match="alpha.*> 0 inside"):  # -7.7e-6 at the first grid point
+        sa.Schedule(alpha=t - sp.Rational(1, 10**5), sigma=1 - t)
+    with pytest.raises(ScheduleError, match="real"):
+        sa.Schedule(alpha=1 - t, sigma=sp.sqrt(t - sp.Rational(1, 10**5)) + 1)
+    with pytest.raises(ScheduleError, match="at the end"):  # -1e-30 at t = 0: below zero at the end
+        sa.Schedule(alpha=1 - t, sigma=t - sp.Rational(1, 10**30))
+
+
 def test_unbound_symbol():
     beta = sp.Symbol("beta")
     with pytest.raises(UnboundSymbolError) as info:

@@ -31,8 +31,8 @@ from typing import Any
 import sympy as sp
 import torch
 
-from .._budget import run_with_budget
 from ..symbolic import t
+from ._closed_forms import antiderivative, definite, exp_polynomial
 from ._compiled import matrix_function
 from ._errors import LinearSDEError
 from ._linear_sde import LinearSDE, u
@@ -41,11 +41,8 @@ from ._rk4 import integrate_from_zero
 
 __all__ = ["ConjugateTransform", "lambda_identity", "lambda_ones"]
 
-#: Seconds SymPy may spend on ``A`` and on ``Phi`` before numerics take over.
-A_BUDGET_S = 8.0
-PHI_BUDGET_S = 3.0
-#: Integrands larger than this (SymPy operation count) go straight to quadrature.
-MAX_SYMBOLIC_PHI_OPS = 200
+#: Largest number of blocks whose matrix exponential ``A`` is taken in closed form.
+MAX_SYMBOLIC_BLOCKS = 3
 _t2 = sp.Symbol("t_2", real=True)
 _sd = sp.Symbol("s_", real=True)
 _CACHE: dict[tuple, tuple] = {}
@@ -109,12 +106,15 @@ class ConjugateTransform:
         if commutator != sp.zeros(*M.shape):
             return None, "numeric"
 
-        def derive():
-            integral = M.applyfunc(lambda e: sp.integrate(e.subs(t, _sd), (_sd, 0, t)))
-            return _real(integral.exp())
-
-        ok, value = run_with_budget(derive, A_BUDGET_S)
-        if not ok or value is None:
+        # closed form only for exp-polynomial entries (schedalg.augmented._closed_forms): a
+        # structural gate, so the outcome is the same on every machine
+        if M.shape[0] > MAX_SYMBOLIC_BLOCKS or not all(exp_polynomial(e, t) for e in M):
+            return None, "numeric"
+        entries = [definite(e.subs(t, _sd), _sd, 0, t) for e in M]
+        if any(e is None for e in entries):
+            return None, "numeric"
+        value = _real(sp.Matrix(*M.shape, entries).exp())
+        if value.has(sp.Integral, sp.Piecewise, sp.I):
             return None, "numeric"
         return value, "symbolic"
 
@@ -129,21 +129,16 @@ class ConjugateTransform:
             # A = exp(-U X0) (B = 0) or I (B = F), W = f Q0 L_u^{-T} / 2: integrate in u = U(t)
             A_u = (-u * X0).exp() if self.B == zero else sp.eye(self.sde.k)
             integrand = A_u * tc.Q0 * self.sde._cholesky_u[1] / 2
-            symbol, back, budget = u, tc.clock, PHI_BUDGET_S
+            symbol, back = u, tc.clock
         else:
             integrand = A * self.sde.ode_weight
-            symbol, back, budget = t, t, 1.0
-
-        if sp.count_ops(integrand) > MAX_SYMBOLIC_PHI_OPS:
-            return None, "numeric"    # e.g. PSLD's Cholesky factor: SymPy finds no antiderivative
-
-        def derive():
-            return integrand.applyfunc(lambda e: sp.integrate(sp.simplify(e), symbol))
-
-        ok, value = run_with_budget(derive, budget)
-        if not ok or value is None or any(e.has(sp.Integral, sp.Piecewise) for e in value):
+            symbol, back = t, t
+        # attempted only for the integrand classes of schedalg.augmented._closed_forms (e.g. VP's
+        # exp(u) / (2 sqrt(exp(u) - 1))); PSLD's and CLD's Cholesky factors go to quadrature at once
+        entries = [antiderivative(e, symbol) for e in integrand]
+        if any(e is None for e in entries):
             return None, "numeric"
-        return value.subs(symbol, back), "symbolic"
+        return sp.Matrix(*integrand.shape, entries).subs(symbol, back), "symbolic"
 
     # ------------------------------------------------------------------ torch
 

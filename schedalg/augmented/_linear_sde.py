@@ -34,8 +34,8 @@ from typing import Any, Sequence
 
 import sympy as sp
 
-from .._budget import run_with_budget
 from ..symbolic import t
+from ._closed_forms import definite, exp_polynomial
 from ._compiled import CompiledLinearSDE, compile_sde
 from ._errors import LinearSDEError
 
@@ -45,9 +45,6 @@ __all__ = ["LinearSDE", "TimeChange", "u"]
 u = sp.Symbol("u", nonnegative=True)
 _r = sp.Symbol("r", nonnegative=True)
 _s = sp.Symbol("s_", real=True)
-
-#: Seconds SymPy may spend on one symbolic integral before numerics take over.
-INTEGRAL_BUDGET_S = 20.0
 
 # derivations shared by equal SDEs (psld() twice derives once)
 _DERIVATIONS: dict[tuple, Any] = {}
@@ -197,17 +194,19 @@ class LinearSDE:
         if tc is None:
             return None
 
-        def derive():
-            E = _simplify((_r * tc.F0).exp())
-            integrand = (E * tc.Q0 * E.T).applyfunc(sp.expand)
-            integral = integrand.applyfunc(lambda e: sp.integrate(e, (_r, 0, u)))
-            Eu = E.subs(_r, u)
-            return Eu, _simplify(Eu * self.Sigma0 * Eu.T + integral)
-
-        ok, value = run_with_budget(derive, INTEGRAL_BUDGET_S)
-        if not ok or value is None or any(e.has(sp.Integral) for e in value[1]):
+        # exp(r F0) of a constant matrix has exp-polynomial entries (cos/sin for complex
+        # eigenvalues), whose Lyapunov integrals SymPy finds; anything else (a structural
+        # gate, schedalg.augmented._closed_forms) is integrated numerically
+        E = _simplify((_r * tc.F0).exp())
+        integrand = (E * tc.Q0 * E.T).applyfunc(sp.expand)
+        if not all(exp_polynomial(e, _r) for e in integrand):
             return None
-        return value
+        entries = [definite(e, _r, 0, u) for e in integrand]
+        if any(e is None for e in entries):
+            return None
+        integral = sp.Matrix(*integrand.shape, entries)
+        Eu = E.subs(_r, u)
+        return Eu, _simplify(Eu * self.Sigma0 * Eu.T + integral)
 
     @property
     def moments_kind(self) -> str:

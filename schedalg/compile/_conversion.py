@@ -7,8 +7,8 @@ device of ``s``). ``tau = T_src(lambda_dst(s))`` is evaluated first with the sou
 Newton polish; then ``c``, ``tau'``, ``c'`` from the two schedules' compiled quantities
 through :func:`schedalg.symbolic.conversion_formulas` (derived once by SymPy). At the
 destination's ends with infinite log-SNR, where those forms read ``0/0`` or
-``inf/inf``, exact end values replace them (``tau`` = the source's end, ``c`` from the
-sum form, ``tau'`` and ``c'`` as one-sided numeric limits).
+``inf/inf``, the values of the one end-value rule replace them
+(:func:`schedalg.symbolic.conversion_end_values`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import DomainError
-from ..symbolic import ComposedConversion, Conversion, conversion_formulas, one_sided_limit
+from ..symbolic import ComposedConversion, Conversion, conversion_end_values, conversion_formulas
 from ._compile import CompiledFunction, compile_exprs
 from ._inverse import invert_monotone
 
@@ -90,7 +90,7 @@ class CompiledConversion:
         else:
             self._first = self._second = None
         self._src_pieces, self._dst_pieces = _Pieces(self.src.compile()), _Pieces(self.dst.compile())
-        self._ends = self._end_values() if isinstance(conversion, Conversion) else []
+        self._ends = conversion_end_values(conversion) if isinstance(conversion, Conversion) else []
 
     # ------------------------------------------------------------------ compiled parts
 
@@ -203,36 +203,6 @@ class CompiledConversion:
         return self.evaluate(ss, check=check)[3]
 
     # ------------------------------------------------------------------ ends
-
-    def _end_values(self) -> list[tuple[float, tuple[float, ...]]]:
-        """Exact ``(tau, c, tau', c')`` at destination ends whose log-SNR is infinite.
-
-        There the compiled forms read ``0/0``, ``inf/inf`` or ``finite/inf`` and cannot be
-        trusted: ``tau`` is the source's end with the same infinite log-SNR, ``c`` the
-        sum form at that ``tau`` (if it is finite or infinite, not ``0/0``), and the rest
-        one-sided numeric limits (:func:`_numeric_limit`).
-        """
-        if self.conversion.identity:
-            return []
-        ends = []
-        lo_dst, hi_dst = self.dst.log_snr_range
-        lo_dom, hi_dom = (float(v) for v in self.dst.domain)
-        for end_lam, s_end in ((lo_dst, float(self.dst.t_noise)), (hi_dst, float(self.dst.t_data))):
-            if abs(end_lam) != float("inf") or not (self.lam_range[0] <= end_lam <= self.lam_range[1]):
-                continue
-            src_end = float(self.src.t_noise) if end_lam < 0 else float(self.src.t_data)
-            inward = 1.0 if s_end == lo_dom else -1.0
-            steps = [(hi_dom - lo_dom) * 10.0 ** (-k) for k in range(3, 13)]
-            near = torch.tensor([s_end + inward * h for h in steps], dtype=torch.float64)
-            tau_near = self._polished_tau(near)
-            near_values = self._rest(near, tau_near)
-            c_end = self._rest(torch.tensor([s_end], dtype=torch.float64),
-                               torch.tensor([src_end], dtype=torch.float64))[0]
-            c_end = float(c_end.reshape(-1)[0])
-            values = [src_end, c_end if c_end == c_end else one_sided_limit(near_values[0])]
-            values += [one_sided_limit(v) for v in near_values[1:]]
-            ends.append((s_end, tuple(values)))
-        return ends
 
     def __repr__(self) -> str:
         return f"CompiledConversion({self.src.name!r} -> {self.dst.name!r}, kind={self.conversion.kind})"

@@ -73,13 +73,19 @@ def vp_cosine(s: Any = 0.008) -> Schedule:
     ``alpha = cos(pi/2 (t + s)/(1 + s)) / cos(pi/2 s/(1 + s))``, ``sigma = sqrt(1 - alpha^2)``;
     ``alpha = 0`` at ``t = 1`` (the continuous form, without the discrete beta clipping).
     """
-    params, p = _params(s=s)
-    angle = sp.pi / 2 * (t + p["s"]) / (1 + p["s"])
-    offset = sp.pi / 2 * p["s"] / (1 + p["s"])
+    # a decimal offset as the exact rational it denotes (0.008 -> 1/125): with a float, the
+    # angle at t = 1 is pi/2 only to 15 digits and alpha changes sign just before t = 1
+    params, p = _params(s=sp.nsimplify(s, rational=True) if isinstance(s, (float, sp.Float)) else s)
+    # every angle is pi times one factor, so that SymPy does not shift a rational multiple of
+    # pi out of an argument (sin(x - pi/2) -> -cos(x)), which puts log(-1) into the log-SNR
+    angle = sp.pi * ((t + p["s"]) / (2 * (1 + p["s"])))
+    offset = sp.pi * (p["s"] / (2 * (1 + p["s"])))
     alpha = sp.cos(angle) / sp.cos(offset)
     # sqrt(1 - alpha^2) as a product (cos^2 c - cos^2 x = sin(x - c) sin(x + c)), exactly 0 at
     # t = 0 in floating point; the equality is proved in proofs/prove_schedule.py
-    sigma = sp.sqrt(sp.sin(angle - offset) * sp.sin(angle + offset)) / sp.cos(offset)
+    below = sp.pi * (t / (2 * (1 + p["s"])))  # angle - offset
+    above = sp.pi * ((t + 2 * p["s"]) / (2 * (1 + p["s"])))  # angle + offset
+    sigma = sp.sqrt(sp.sin(below) * sp.sin(above)) / sp.cos(offset)
     return Schedule(alpha=alpha, sigma=sigma, params=params, name="vp_cosine")
 
 

@@ -32,13 +32,14 @@ __all__ += ["TAU", "ComposedConversion", "Conversion", "PIECES", "conversion_for
 
 from ._cache import cache_dir as cache_dir
 from ._cache import configure_cache as configure_cache
+from ._ends import conversion_end_values as conversion_end_values
 from ._ends import end_values as end_values
 from ._ends import one_sided_limit as one_sided_limit
 from ._ends import value_at_end as value_at_end
 from ._hooks import register_compiler as register_compiler
 from ._record import record_of as derivation_record
 
-__all__ += ["cache_dir", "configure_cache", "end_values", "value_at_end", "register_compiler", "derivation_record"]
+__all__ += ["cache_dir", "configure_cache", "conversion_end_values", "end_values", "value_at_end", "register_compiler", "derivation_record"]
 from ._schedule import EndValueWarning as EndValueWarning
 from ._schedule import SuspiciousScheduleWarning as SuspiciousScheduleWarning
 

@@ -4,7 +4,8 @@ Floating point misses exact end values: ``cos(pi/2)`` is ``6e-17``, not 0, so a 
 of ``-75`` instead of ``-inf``; ``sqrt(1 - alpha^2)`` with ``alpha(0)`` rounded above 1 is
 NaN instead of 0. The value of any quantity ``q(t)`` at an end is decided here, once per
 schedule and quantity (cached with the schedule's record, on disk too), and compile,
-time grids, models and conversions all read it through :func:`end_values`:
+time grids and models read it through :func:`end_values`, conversions through
+:func:`conversion_end_values` (the same steps on their two-argument forms):
 
 1. a numeric (tabulated) function: its float64 value at the end;
 2. otherwise the exact substitution ``q(end)`` when SymPy finds it finite and real;
@@ -31,7 +32,7 @@ from ._numeric import NumericFunction, numpy_namespace
 from ._record import record_of
 from ._symbols import t
 
-__all__ = ["end_values", "value_at_end", "one_sided_limit", "LIMIT_OPS"]
+__all__ = ["end_values", "value_at_end", "conversion_end_values", "one_sided_limit", "LIMIT_OPS"]
 
 #: SymPy's ``limit`` runs only on expressions with at most this many operations.
 LIMIT_OPS = 120
@@ -61,8 +62,16 @@ def value_at_end(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
     return _numeric_limit(expr, point, side)
 
 
-def _numeric_limit(expr: sp.Expr, point: sp.Expr, side: str) -> float:
-    fn = sp.lambdify(t, expr, modules="mpmath")
+def _numeric_limit(expr: sp.Expr, point: sp.Expr, side: str, implicit: Any = None) -> float:
+    """Step 3 of the rule. ``implicit = (symbol, function)``: ``expr`` also reads ``symbol``,
+    whose value at ``x`` is ``function(x)`` (mpmath, e.g. a conversion's ``tau(s)``)."""
+    if implicit is None:
+        fn = sp.lambdify(t, expr, modules="mpmath")
+    else:
+        two = sp.lambdify((t, implicit[0]), expr, modules="mpmath")
+
+        def fn(x):
+            return two(x, implicit[1](x))
     sign = 1 if side == "+" else -1
     values = []
     with mpmath.workdps(_DPS):
@@ -108,6 +117,96 @@ def end_values(schedule: Any, expr: sp.Expr | str) -> tuple[float, float]:
         record.put("ends", name, [encode_float(result[0]), encode_float(result[1])])
     memo[name] = result
     return result
+
+
+def conversion_end_values(conversion: Any) -> list[tuple[float, tuple[float, float, float, float]]]:
+    """``[(s_end, (tau, c, tau', c'))]`` of a direct conversion at the destination's ends whose
+    log-SNR is infinite and shared by the source, by the rule of this module.
+
+    There the compiled forms read ``0/0``, ``inf/inf`` or ``finite/inf``. ``tau`` is the
+    source's end with the same infinite log-SNR (``tau`` maps log-SNR to log-SNR). ``c``,
+    ``tau'``, ``c'`` are the two-argument forms ``q(s, TAU)`` of :class:`Conversion` with
+    ``TAU = tau(s)``: their exact substitution at ``(s_end, tau_end)`` when finite and
+    real, otherwise the numeric limit at 60 digits (step 3; SymPy's ``limit`` would need
+    ``q(s, tau(s))`` in closed form, which a numeric inverse has not) with ``tau(s)`` from the
+    source's verified closed-form inverse, or solved from ``lambda_src(tau) = lambda_dst(s)``
+    at 60 digits (:func:`_mp_tau`). Ends with a
+    finite log-SNR need nothing: the compiled forms are finite there. Conversions of
+    tabulated schedules keep the float64 formula values (step 1 of the rule).
+    """
+    from ._convert import TAU
+    from ._symbols import s as s_symbol
+
+    src, dst = conversion.src, conversion.dst
+    if conversion.identity or any(e.atoms(NumericFunction) for e in (src.alpha, src.sigma, dst.alpha, dst.sigma)):
+        return []
+    memo = conversion.__dict__.get("_end_memo")
+    if memo is not None:
+        return memo
+    out = []
+    lam_dst_ends = end_values(dst, "log_snr")
+    lam_src_ends = end_values(src, "log_snr")
+    lo, hi = conversion.lam_range
+    for index, side in ((0, "+"), (1, "-")):
+        end_lam = lam_dst_ends[index]
+        if abs(end_lam) != float("inf") or not lo <= end_lam <= hi or end_lam not in lam_src_ends:
+            continue
+        point = dst.domain[index]
+        tau_end = src.domain[lam_src_ends.index(end_lam)]
+        values = [float(tau_end)]
+        tau_of = None
+        for form in (conversion.c_of_tau, conversion.d_tau_of_tau, conversion.d_c_of_tau):
+            form = form.subs(s_symbol, t)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                exact = form.subs({t: point, TAU: tau_end})
+            if exact.is_finite and exact.is_real:
+                values.append(float(exact))
+            else:
+                tau_of = tau_of or _mp_tau(src, dst)
+                values.append(_numeric_limit(form, point, side, implicit=(TAU, tau_of)))
+        out.append((float(point), tuple(values)))
+    conversion.__dict__["_end_memo"] = out
+    return out
+
+
+def _mp_tau(src: Any, dst: Any) -> Any:
+    """``s -> tau(s)`` at the working precision: the source's closed-form inverse at
+    ``lambda_dst(s)`` (verified at 60 digits up to 1e-30 from the ends, ``_derive.py``), else
+    ``lambda_src(tau) = lambda_dst(s)`` by bisection on the source's domain (its log-SNR is
+    strictly monotone), 240 halvings. Remembers its values (the forms share the points)."""
+    from ._symbols import lam
+
+    lam_dst = sp.lambdify(t, dst.log_snr, modules="mpmath")
+    lam_src = sp.lambdify(t, src.log_snr, modules="mpmath")
+    inverse = src.inverse_log_snr
+    closed = sp.lambdify(lam, inverse.expr, modules="mpmath") if inverse.kind == "symbolic" else None
+    increasing = src.direction > 0
+    seen: dict = {}
+
+    def real(value):
+        if isinstance(value, mpmath.mpc):  # a log of a negative: no real tau (the limit stops here)
+            raise ValueError("complex log-SNR")
+        return value
+
+    def tau(x):
+        if x in seen:
+            return seen[x]
+        target = real(lam_dst(x))
+        if closed is not None:
+            seen[x] = real(closed(target))
+            return seen[x]
+        a, b = mpmath.mpf(sp.N(src.domain[0], _DPS + 10)), mpmath.mpf(sp.N(src.domain[1], _DPS + 10))
+        for _ in range(240):
+            mid = (a + b) / 2
+            if (real(lam_src(mid)) > target) == increasing:
+                b = mid
+            else:
+                a = mid
+        seen[x] = (a + b) / 2
+        return seen[x]
+
+    return tau
 
 
 def one_sided_limit(values: Any) -> float:

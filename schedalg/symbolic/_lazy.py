@@ -165,8 +165,28 @@ def derive_lazy_family(kind: str) -> LazyFamily:
             raise SchedalgError("the angle form to solve the derived ODE family", f"residual {residual}")
         return LazyFamily(kind, condition, general, constant, sigma_squared, theta, alpha_form, sigma_form,
                           (sp.Integer(0), sp.pi / 2))
-    return LazyFamily(kind, condition, general, constant, sigma_squared, a, a, sp.sqrt(sigma_squared),
+    return LazyFamily(kind, condition, general, constant, sigma_squared, a, a, _root_of_factors(sigma_squared),
                       (sp.Integer(0), sp.Integer(1)))
+
+
+def _root_of_factors(square: sp.Expr) -> sp.Expr:
+    """``sqrt(square)`` on ``0 < a < 1`` as a product of square roots of its factors, each
+    positive there (``a (1 - a)`` -> ``sqrt(a) sqrt(1 - a)``).
+
+    Equal to ``sqrt(square)`` on (0, 1) (each factor and the constant are positive there;
+    ``proofs/prove_lazy.py``), and its log-SNR ``2 log a - log a - log(1 - a)`` expands to
+    ``log a - log(1 - a)``: ``-inf`` at ``a = 0`` in float64, where ``log(a^2) - log(a - a^2)``
+    reads ``-inf + inf``.
+    """
+    coefficient, factors = sp.factor_list(sp.expand(square), a)
+    root = sp.Integer(1)
+    for factor, power in factors:
+        if factor.subs(a, sp.Rational(1, 2)) < 0:
+            factor, coefficient = -factor, coefficient * (-1) ** power
+        root *= sp.sqrt(factor) ** power
+    if not coefficient > 0:  # pragma: no cover - sigma^2 > 0 inside (0, 1) by construction
+        raise SchedalgError("sigma^2 > 0 for 0 < alpha < 1", f"{square}")
+    return sp.sqrt(coefficient) * root
 
 
 def _positive_branch(solutions: list[sp.Eq]) -> sp.Expr:

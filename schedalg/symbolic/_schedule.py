@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Mapping
 
+import mpmath
 import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
@@ -50,6 +51,8 @@ class SuspiciousScheduleWarning(UserWarning):
     """A declaration that is valid but probably not what was meant (e.g. alpha > 1)."""
 
 _INVERSE_CACHE: dict[tuple, "LogSnrInverse"] = {}
+#: Digits of the validator's second look at grid points that float64 would refuse (underflow).
+_CHECK_DPS = 60
 
 #: The direction of a symbolic schedule whose sign SymPy cannot decide (+1 or -1).
 DIRECTION = sp.Symbol("direction", nonzero=True)
@@ -498,6 +501,11 @@ class Schedule:
                     raise ScheduleError(f"{label}(t) with a value at the end t = {(lo, hi)[index]!r} of {self.name!r}",
                                         f"no finite value or limit there (float64 gives {value!r})",
                                         "check the expression at the end, or end the domain before it")
+                if label != "log_snr" and exact[index] < 0:
+                    raise ScheduleError(f"{label}(t) >= 0 at the end t = {(lo, hi)[index]!r} of {self.name!r}",
+                                        f"{label} = {exact[index]!r} there (by the end-value rule)",
+                                        "alpha and sigma must be positive inside the domain and may reach 0 "
+                                        "only at its ends")
         # repairs of the float64 values are announced when compiling, where the generated code
         # (not this numpy check) shows what float64 gives at the ends
         self._repairs = []
@@ -527,6 +535,8 @@ class Schedule:
             raw = values(grid if has_numeric else grid.astype(np.complex128))
         for label, array in zip(("alpha", "sigma"), raw):
             array = np.broadcast_to(np.asarray(array), grid.shape)
+            if not has_numeric:
+                array = self._confirmed(getattr(self, label), grid, array)
             bad = ~np.isfinite(array)
             if bad.any():
                 where = grid[bad][0]
@@ -558,6 +568,65 @@ class Schedule:
         else:
             self._repairs = []
 
+    def _confirmed(self, expr: sp.Expr, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``values`` (float64 or complex128 evaluations of ``expr`` on ``grid``) with every
+        entry the checks would refuse (non-finite, <= 0, not real) evaluated again at
+        :data:`_CHECK_DPS` digits by mpmath: float64 underflow (``sqrt(1 - exp(-1e-17))`` is 0
+        in float64, about 3e-9 in fact) must not refuse a valid schedule. The re-evaluated
+        entries are kept as the sign-preserving doubles of the high-precision values (the
+        smallest positive double for a positive value that underflows)."""
+        suspect = ~np.isfinite(values)
+        if np.iscomplexobj(values):
+            suspect |= np.abs(values.imag) > 1e-12 * (1 + np.abs(values.real))
+            suspect |= values.real <= 0
+        else:
+            suspect |= values <= 0
+        if not suspect.any():
+            return values
+        out = np.array(values, dtype=values.dtype, copy=True)
+        fn = sp.lambdify(t, expr, modules="mpmath")
+        tiny = np.nextafter(0.0, 1.0)
+        with mpmath.workdps(_CHECK_DPS):
+            for index in np.flatnonzero(suspect):
+                try:
+                    value = fn(mpmath.mpf(float(grid[index])))
+                except (ValueError, ZeroDivisionError, OverflowError):
+                    continue
+                real, imag = (value.real, value.imag) if isinstance(value, mpmath.mpc) else (value, mpmath.mpf(0))
+                if abs(imag) > mpmath.mpf(10) ** (-_CHECK_DPS // 2) * (1 + abs(real)) or not mpmath.isfinite(real):
+                    continue  # truly complex or not finite: keep the float64 evaluation, which shows it
+                as_double = float(real)
+                if as_double == 0.0 and real != 0:
+                    as_double = math.copysign(tiny, float(mpmath.sign(real)))
+                out[index] = as_double
+        return out
+
+    def _confirmed_finite(self, expr: sp.Expr, grid: np.ndarray, values: np.ndarray,
+                          nonzero: bool = False) -> np.ndarray:
+        """``values`` with non-finite (and, with ``nonzero``, zero) float64 entries evaluated
+        again at :data:`_CHECK_DPS` digits and rounded to float64 (log-SNR and its slope near
+        an end where float64 underflows; a true zero or pole stays as float64 gives it)."""
+        suspect = ~np.isfinite(values) | ((values == 0) if nonzero else False)
+        if not suspect.any():
+            return values
+        out = np.array(values, dtype=float, copy=True)
+        fn = sp.lambdify(t, expr, modules="mpmath")
+        with mpmath.workdps(_CHECK_DPS):
+            for index in np.flatnonzero(suspect):
+                try:
+                    value = fn(mpmath.mpf(float(grid[index])))
+                except (ValueError, ZeroDivisionError, OverflowError):
+                    continue
+                if isinstance(value, mpmath.mpc):
+                    if abs(value.imag) > mpmath.mpf(10) ** (-_CHECK_DPS // 2) * (1 + abs(value.real)):
+                        continue
+                    value = value.real
+                if mpmath.isfinite(value) and (value != 0 or not nonzero):
+                    as_double = float(value)
+                    out[index] = as_double if as_double != 0 else math.copysign(np.nextafter(0.0, 1.0),
+                                                                                 float(mpmath.sign(value)))
+        return out
+
     def _check_singularities(self, lo: float, hi: float) -> None:
         """Poles strictly inside the domain (a grid can step over them).
 
@@ -583,6 +652,9 @@ class Schedule:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lam_values, slope = (np.broadcast_to(np.asarray(a, dtype=float), grid.shape) for a in fn(grid))
+        if not (self.alpha.atoms(NumericFunction) or self.sigma.atoms(NumericFunction)):
+            lam_values = self._confirmed_finite(self.log_snr, grid, lam_values)
+            slope = self._confirmed_finite(self.d_log_snr, grid, slope, nonzero=True)
         signs = np.where(np.isfinite(slope), np.sign(slope), 0.0)
         zeros = np.flatnonzero(signs == 0)
         nonzero = np.flatnonzero(signs != 0)

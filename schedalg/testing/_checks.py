@@ -149,25 +149,44 @@ def check_points(lo: float, hi: float, n: int = 17, extra: Sequence[float] | Non
 
 def _mp_values(expr: sp.Expr, symbol: sp.Symbol, points: Sequence[Any], dps: int = 30,
                raw: bool = False) -> list[Any] | None:
-    """``expr`` at ``points`` with mpmath at ``dps`` digits (None when it has numeric functions);
-    floats, or mpmath numbers when ``raw`` (complex values with a non-negligible imaginary
-    part become nan)."""
+    """``expr`` at ``points`` with mpmath to ``dps`` correct digits (None when it has numeric
+    functions); floats, or mpmath numbers when ``raw`` (complex values with a non-negligible
+    imaginary part become nan).
+
+    Cancellation can eat the working digits (``1 - exp(-1e-25)`` keeps 5 of 30), so each
+    value is evaluated again with 40 more digits until two evaluations agree to
+    ``10^(5 - dps)`` (at most 160 extra digits); the last one is returned."""
     if any(isinstance(f, NumericFunction) for f in expr.atoms(sp.Function)):
         return None
     import mpmath  # a SymPy dependency
 
     fn = sp.lambdify(symbol, expr, modules="mpmath")
-    out = []
-    with mpmath.workdps(dps):
-        for value in points:
+
+    def at(value: Any, digits: int) -> Any:
+        with mpmath.workdps(digits):
             try:
                 result = mpmath.mpmathify(fn(mpmath.mpf(value)))
             except (ZeroDivisionError, ValueError, OverflowError, TypeError):
-                result = mpmath.nan
+                return mpmath.nan
             if isinstance(result, mpmath.mpc):
                 small = abs(result.imag) <= mpmath.mpf(10) ** (5 - dps) * (1 + abs(result.real))
                 result = result.real if small else mpmath.nan
-            out.append(result if raw else float(result))
+            return +result
+
+    out = []
+    for value in points:
+        result = at(value, dps)
+        for extra in range(40, 161, 40):
+            better = at(value, dps + extra)
+            if not (mpmath.isfinite(result) and mpmath.isfinite(better)):
+                agree = (mpmath.isnan(result) and mpmath.isnan(better)) or result == better
+            else:
+                agree = abs(better - result) <= mpmath.mpf(10) ** (5 - dps) * abs(better)
+            result = better
+            if agree:
+                break
+        with mpmath.workdps(dps):
+            out.append(+result if raw else float(result))
     return out
 
 

@@ -1,17 +1,16 @@
-"""Run a SymPy computation under a CPU-time budget.
+"""Run a computation under a CPU-time budget (benchmarks only).
 
-SymPy's ``solve`` and ``simplify`` can run for minutes on transcendental input. The
-schedule derivations (:mod:`schedalg.symbolic`) do not use a budget: their outcome would
-then depend on the machine's load; they bound their *work* instead (see
-``schedalg/symbolic/_derive.py``). Still used by the augmented layer's closed-form attempts,
-whose outcome can differ between a quiet and a loaded machine for the same reason.
+The naive-SymPy baseline of :mod:`benchmarks._derivation` (``sympy.solve`` on the
+log-SNR) can run for minutes; this stops it and reports a lower bound. The package itself
+never uses a time budget: its derivations bound their *work* (``schedalg/symbolic/_derive.py``,
+``schedalg/augmented/_closed_forms.py``), so their outcome does not depend on machine load.
 
-In the main thread the budget is *process CPU time* (``ITIMER_PROF``/``SIGPROF``), so
-the outcome does not depend on how loaded the machine is. Budgets nest: an inner
-budget never outlives the outer one, and the outer timer is re-armed afterwards. If
-the interrupt is swallowed (it can land inside a garbage-collector callback), it is
-raised again a few milliseconds later. Outside the main thread (no signals) the
-computation runs in a daemon thread and is abandoned when the wall-clock budget runs out.
+In the main thread the budget is *process CPU time* (``ITIMER_PROF``/``SIGPROF``). Budgets
+nest: an inner budget never outlives the outer one, and the outer timer is re-armed
+afterwards. If the interrupt is swallowed (it can land inside a garbage-collector
+callback), it is raised again a few milliseconds later. Outside the main thread (no
+signals) the computation runs in a daemon thread and is abandoned when the wall-clock
+budget runs out.
 """
 
 from __future__ import annotations
