@@ -49,7 +49,7 @@ class EndValueWarning(UserWarning):
 class SuspiciousScheduleWarning(UserWarning):
     """A declaration that is valid but probably not what was meant (e.g. alpha > 1)."""
 
-_INVERSE_CACHE: dict[tuple, "LogSnrInverse"] = {}
+_INVERSE_CACHE: dict[Any, "LogSnrInverse"] = {}
 
 #: The direction of a symbolic schedule whose sign SymPy cannot decide (+1 or -1).
 DIRECTION = sp.Symbol("direction", nonzero=True)
@@ -159,12 +159,16 @@ class Schedule:
     @property
     def free_parameters(self) -> set[sp.Symbol]:
         """Symbols other than ``t`` left in ``alpha``, ``sigma`` or the domain."""
-        symbols = self.alpha.free_symbols | self.sigma.free_symbols
-        for end in self.domain:
-            symbols |= end.free_symbols
-        # undefined functions alpha(t), sigma(t): a generic schedule, for proofs
-        symbols |= self.alpha.atoms(AppliedUndef) | self.sigma.atoms(AppliedUndef)
-        return set(symbols) - {t}
+        found = self.__dict__.get("_free_parameters")
+        if found is None or found[0] != (self.alpha, self.sigma, self.domain):
+            symbols = self.alpha.free_symbols | self.sigma.free_symbols
+            for end in self.domain:
+                symbols |= end.free_symbols
+            # undefined functions alpha(t), sigma(t): a generic schedule, for proofs
+            symbols |= self.alpha.atoms(AppliedUndef) | self.sigma.atoms(AppliedUndef)
+            found = self.__dict__["_free_parameters"] = ((self.alpha, self.sigma, self.domain),
+                                                         frozenset(symbols) - {t})
+        return set(found[1])
 
     @property
     def is_bound(self) -> bool:
@@ -416,12 +420,20 @@ class Schedule:
     @property
     def inverse_log_snr(self) -> LogSnrInverse:
         """``t(lambda)``, symbolic when SymPy finds a verified real branch, else numeric."""
+        found = self.__dict__.get("_inverse_memo")
+        if found is not None:
+            return found
         self.require_bound("invert its log-SNR")
-        key = (sp.srepr(self.alpha), sp.srepr(self.sigma), sp.srepr(self.domain))
+        from ._record import canonical_key
+
+        key = canonical_key(self)
+        if key is None:  # tabulated functions (not written to disk)
+            key = (sp.srepr(self.alpha), sp.srepr(self.sigma), sp.srepr(self.domain))
         cached = _INVERSE_CACHE.get(key)
         if cached is None:
             cached = _stored_inverse(self)
             _INVERSE_CACHE[key] = cached
+        self.__dict__["_inverse_memo"] = cached
         return cached
 
     # ------------------------------------------------------------------ numerics
