@@ -7,8 +7,10 @@ schedule and quantity (cached with the schedule's record, on disk too), and comp
 time grids, models and conversions all read it through :func:`end_values`:
 
 1. a numeric (tabulated) function: its float64 value at the end;
-2. otherwise the exact substitution ``q(end)`` when SymPy finds it finite and real;
-3. otherwise the one-sided limit from inside the domain: SymPy's ``limit`` when ``q``
+2. for the log-SNR, at an end where one of ``alpha``, ``sigma`` has the value 0 and the other a
+   finite nonzero one, ``+-inf`` (the limit; see :func:`_log_snr_end`);
+3. otherwise the exact substitution ``q(end)`` when SymPy finds it finite and real;
+4. otherwise the one-sided limit from inside the domain: SymPy's ``limit`` when ``q``
    has at most :data:`LIMIT_OPS` operations (a work bound, not a time budget), else (or
    when SymPy answers nothing real) the numeric limit of ``q(end +- h_k)`` evaluated at
    60 digits for ``h_k = 10^-4 ... 10^-40`` (:func:`one_sided_limit`).
@@ -19,6 +21,7 @@ The result is a float: finite, ``+-inf``, or NaN when no rule gives a value.
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from typing import Any
 
@@ -102,12 +105,32 @@ def end_values(schedule: Any, expr: sp.Expr | str) -> tuple[float, float]:
         except CacheFormatError:
             result = None
     if result is None:
-        quantity = getattr(schedule, expr) if isinstance(expr, str) else expr
-        lo, hi = schedule.domain
-        result = (value_at_end(quantity, lo, "+"), value_at_end(quantity, hi, "-"))
+        quantity = None
+        ends = []
+        for index, side in ((0, "+"), (1, "-")):
+            value = _log_snr_end(schedule, index) if expr == "log_snr" and record.key is not None else None
+            if value is None:
+                quantity = quantity if quantity is not None else getattr(schedule, expr) if isinstance(expr, str) else expr
+                value = value_at_end(quantity, schedule.domain[index], side)
+            ends.append(value)
+        result = (ends[0], ends[1])
         record.put("ends", name, [encode_float(result[0]), encode_float(result[1])])
     memo[name] = result
     return result
+
+
+def _log_snr_end(schedule: Any, index: int) -> float | None:
+    """``lambda = log(alpha^2 / sigma^2)`` at end ``index`` from the end values of ``alpha`` and ``sigma``
+    when they decide it: one of them 0, the other finite and nonzero, so the ratio tends to 0 or to
+    ``+inf`` (through positive values: lambda is real inside the domain) and lambda to ``-inf`` or
+    ``+inf``. None otherwise (the general rule applies). The same value ``limit`` finds, without
+    its series expansions (the costliest end values of a schedule)."""
+    alpha, sigma = end_values(schedule, "alpha")[index], end_values(schedule, "sigma")[index]
+    if alpha == 0 and sigma != 0 and math.isfinite(sigma):
+        return float("-inf")
+    if sigma == 0 and alpha != 0 and math.isfinite(alpha):
+        return float("inf")
+    return None
 
 
 def one_sided_limit(values: Any) -> float:

@@ -32,7 +32,7 @@ from sympy.core.function import AppliedUndef
 
 from ..errors import DomainError, NotMonotoneError, ScheduleError, UnboundSymbolError
 from ._cache import CacheFormatError, decode_float, encode_float
-from ._derive import derive_inverse, real_zeros
+from ._derive import derive_inverse, rational_declaration, real_zeros
 from ._ends import end_values, value_at_end
 from ._hooks import compiler
 from ._numeric import NumericFunction, numpy_namespace
@@ -577,8 +577,8 @@ class Schedule:
         degree at most 8 (exact real-root isolation); other denominators are covered by
         the grid check of :meth:`_validate` only.
         """
-        for label, expr in (("alpha", self.alpha), ("sigma", self.sigma)):
-            for node in sp.preorder_traversal(sp.nsimplify(expr, rational=True)):
+        for label, expr in zip(("alpha", "sigma"), rational_declaration(self)):
+            for node in sp.preorder_traversal(expr):
                 if not (node.is_Pow and node.exp.is_negative and node.base.has(t)):
                     continue
                 if not node.base.is_polynomial(t) or sp.degree(node.base, t) > 8:
