@@ -7,9 +7,9 @@ schedule and quantity (cached with the schedule's record, on disk too), and comp
 time grids, models and conversions all read it through :func:`end_values`:
 
 1. a numeric (tabulated) function: its float64 value at the end;
-2. for the log-SNR, at an end where one of ``alpha``, ``sigma`` has the value 0 and the other a
-   finite nonzero one, ``+-inf`` (the limit; see :func:`_log_snr_end`);
-3. otherwise the exact substitution ``q(end)`` when SymPy finds it finite and real;
+2. otherwise the exact substitution ``q(end)`` when SymPy finds it finite and real;
+3. otherwise, for the log-SNR, at an end where one of ``alpha``, ``sigma`` has the value 0 and
+   the other a finite nonzero one, ``+-inf`` (the limit; see :func:`_log_snr_end`);
 4. otherwise the one-sided limit from inside the domain: SymPy's ``limit`` when ``q``
    has at most :data:`LIMIT_OPS` operations (a work bound, not a time budget), else (or
    when SymPy answers nothing real) the numeric limit of ``q(end +- h_k)`` evaluated at
@@ -47,11 +47,9 @@ def value_at_end(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
     if expr.atoms(NumericFunction):
         (value,) = sp.lambdify(t, [expr], modules=[numpy_namespace(expr), "numpy"])(np.array([float(point)]))
         return float(np.asarray(value).reshape(-1)[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = expr.subs(t, point)
-    if value.is_finite and value.is_real:
-        return float(value)
+    value = _substituted(expr, point)
+    if value is not None:
+        return value
     if sp.count_ops(expr) <= LIMIT_OPS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -62,6 +60,14 @@ def value_at_end(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
         if limit is not None and (limit.is_real or limit in (sp.oo, -sp.oo)):
             return float(limit)
     return _numeric_limit(expr, point, side)
+
+
+def _substituted(expr: sp.Expr, point: sp.Expr) -> float | None:
+    """``expr(point)`` when SymPy finds it finite and real, else None."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = expr.subs(t, point)
+    return float(value) if value.is_finite and value.is_real else None
 
 
 def _numeric_limit(expr: sp.Expr, point: sp.Expr, side: str) -> float:
@@ -105,14 +111,14 @@ def end_values(schedule: Any, expr: sp.Expr | str) -> tuple[float, float]:
         except CacheFormatError:
             result = None
     if result is None:
-        quantity = None
+        quantity = getattr(schedule, expr) if isinstance(expr, str) else expr
         ends = []
         for index, side in ((0, "+"), (1, "-")):
-            value = _log_snr_end(schedule, index) if expr == "log_snr" and record.key is not None else None
-            if value is None:
-                quantity = quantity if quantity is not None else getattr(schedule, expr) if isinstance(expr, str) else expr
-                value = value_at_end(quantity, schedule.domain[index], side)
-            ends.append(value)
+            point, value = schedule.domain[index], None
+            if expr == "log_snr" and record.key is not None:  # not tabulated
+                value = _substituted(quantity, point)
+                value = value if value is not None else _log_snr_end(schedule, index)
+            ends.append(value if value is not None else value_at_end(quantity, point, side))
         result = (ends[0], ends[1])
         record.put("ends", name, [encode_float(result[0]), encode_float(result[1])])
     memo[name] = result
@@ -123,8 +129,11 @@ def _log_snr_end(schedule: Any, index: int) -> float | None:
     """``lambda = log(alpha^2 / sigma^2)`` at end ``index`` from the end values of ``alpha`` and ``sigma``
     when they decide it: one of them 0, the other finite and nonzero, so the ratio tends to 0 or to
     ``+inf`` (through positive values: lambda is real inside the domain) and lambda to ``-inf`` or
-    ``+inf``. None otherwise (the general rule applies). The same value ``limit`` finds, without
-    its series expansions (the costliest end values of a schedule)."""
+    ``+inf``. None otherwise (the general rule applies). This is the limit, found without
+    ``limit``'s series expansions (the costliest end values of a schedule), and it agrees with the
+    end values of alpha and sigma by construction: EDM's rho-time declared with float constants
+    ends at a float root where substitution gives sigma = 0 but ``limit`` of lambda a finite 475.5;
+    here lambda is +inf there, as for every schedule that reaches the data."""
     alpha, sigma = end_values(schedule, "alpha")[index], end_values(schedule, "sigma")[index]
     if alpha == 0 and sigma != 0 and math.isfinite(sigma):
         return float("-inf")
