@@ -8,8 +8,10 @@ time grids, models and conversions all read it through :func:`end_values`:
 
 1. a numeric (tabulated) function: its float64 value at the end;
 2. otherwise the exact substitution ``q(end)`` when SymPy finds it finite and real;
-3. otherwise, for the log-SNR, at an end where one of ``alpha``, ``sigma`` has the value 0 and
-   the other a finite nonzero one, ``+-inf`` (the limit; see :func:`_log_snr_end`);
+3. otherwise, for a sum or product whose parts' end values (by this rule) decide it, the
+   infinity or zero they give (:func:`_by_parts`); for the log-SNR, at an end where one of
+   ``alpha``, ``sigma`` has the value 0 and the other a finite nonzero one, ``+-inf`` (the
+   limit; see :func:`_log_snr_end`);
 4. otherwise the one-sided limit from inside the domain: SymPy's ``limit`` when ``q``
    has at most :data:`LIMIT_OPS` operations (a work bound, not a time budget), else (or
    when SymPy answers nothing real) the numeric limit of ``q(end +- h_k)`` evaluated at
@@ -20,6 +22,7 @@ The result is a float: finite, ``+-inf``, or NaN when no rule gives a value.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import warnings
@@ -42,12 +45,16 @@ LIMIT_OPS = 120
 _DPS = 60
 
 
+@functools.lru_cache(maxsize=4096)
 def value_at_end(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
     """``expr`` at ``t = point`` by the rule of this module (``side`` ``"+"``: from above)."""
     if expr.atoms(NumericFunction):
         (value,) = sp.lambdify(t, [expr], modules=[numpy_namespace(expr), "numpy"])(np.array([float(point)]))
         return float(np.asarray(value).reshape(-1)[0])
     value = _substituted(expr, point)
+    if value is not None:
+        return value
+    value = _by_parts(expr, point, side)
     if value is not None:
         return value
     if sp.count_ops(expr) <= LIMIT_OPS:
@@ -60,6 +67,30 @@ def value_at_end(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
         if limit is not None and (limit.is_real or limit in (sp.oo, -sp.oo)):
             return float(limit)
     return _numeric_limit(expr, point, side)
+
+
+def _by_parts(expr: sp.Expr, point: sp.Expr, side: str) -> float | None:
+    """The limit of a sum or product from its terms' or factors' end values (this rule, applied to
+    each), where they decide it: a sum with infinite terms of one sign and finite others is that
+    infinity; a product with an infinite factor and no zero one is an infinity of the product's
+    sign; a product with a zero factor and finite others is 0. None otherwise (``0 * inf``,
+    ``inf - inf``, all parts finite and nonzero, a part without a value): the whole expression
+    goes to ``limit``. The parts are smaller than the whole, and ``limit``'s cost grows fast with
+    size (the derivatives of a schedule at its ends were the costliest derivations)."""
+    if not (expr.is_Add or expr.is_Mul):
+        return None
+    values = []
+    for part in expr.args:
+        value = value_at_end(part, point, side) if part.has(t) else _substituted(part, point)
+        if value is None or math.isnan(value):
+            return None
+        values.append(value)
+    infinite = [v for v in values if math.isinf(v)]
+    if expr.is_Add:
+        return infinite[0] if infinite and len(set(infinite)) == 1 else None
+    if infinite:
+        return None if 0.0 in values else math.copysign(math.inf, math.prod(math.copysign(1.0, v) for v in values))
+    return 0.0 if 0.0 in values else None
 
 
 def _substituted(expr: sp.Expr, point: sp.Expr) -> float | None:
