@@ -14,14 +14,13 @@ from __future__ import annotations
 import itertools
 import linecache
 import math
-import re
 import threading
 from typing import Any, NamedTuple, Sequence
 
 import sympy as sp
 import torch
 
-from ..symbolic._cache import CacheFormatError, decode, encode
+from ..symbolic._cache import CSE_NAME, CacheFormatError, decode, encode
 from ._printer import TorchPrinter, TreeSourceBuilder, python_name, stabilize
 
 __all__ = ["CompiledFunction", "compile_exprs", "clear_cache"]
@@ -29,7 +28,6 @@ __all__ = ["CompiledFunction", "compile_exprs", "clear_cache"]
 _CACHE: dict[tuple, "CompiledFunction"] = {}
 _LOCK = threading.Lock()
 _COUNTER = itertools.count()
-_CSE_NAME = re.compile(r"x[0-9]{1,6}\Z")
 
 
 class CompiledFunction:
@@ -70,7 +68,7 @@ class CompiledFunction:
         names = {a.name for a in args}
         lines = []
         for symbol, value in pairs:
-            if not _CSE_NAME.match(symbol) or symbol in names:
+            if not CSE_NAME.match(symbol) or symbol in names:
                 raise CacheFormatError(f"bad subexpression name {symbol!r}")
             lines.append((symbol, decode(value, TreeSourceBuilder(names))))
             names = names | {symbol}
@@ -210,6 +208,11 @@ def clear_cache() -> None:
         _CACHE.clear()
 
 
+#: What printing a tree may raise: a node outside the allowlist, or a tree nested beyond Python's
+#: recursion or the parser's parenthesis limit.
+_UNPRINTABLE = (CacheFormatError, RecursionError, SyntaxError, MemoryError)
+
+
 def compile_cached(owner: Any, label: str, exprs: Any, args: Sequence[sp.Symbol], name: str) -> CompiledFunction:
     """:func:`compile_exprs` for quantities of a schedule, remembered in its derivation record.
 
@@ -236,7 +239,7 @@ def compile_cached(owner: Any, label: str, exprs: Any, args: Sequence[sp.Symbol]
     if isinstance(stored, dict):
         try:
             function = CompiledFunction.from_tree(stored, args, name)
-        except (CacheFormatError, RecursionError):
+        except _UNPRINTABLE:
             function = None
     if function is None:
         built = tuple(sp.sympify(e) for e in exprs())
@@ -246,7 +249,7 @@ def compile_cached(owner: Any, label: str, exprs: Any, args: Sequence[sp.Symbol]
             tree = {"replacements": [[s.name, encode(v)] for s, v in replacements],
                     "reduced": [encode(e) for e in reduced], "constant": list(constant)}
             function = CompiledFunction.from_tree(tree, args, name)
-        except CacheFormatError:  # outside the allowlist (e.g. Piecewise): printed from SymPy, not stored
+        except _UNPRINTABLE:  # outside the allowlist (e.g. Piecewise), or too deep: printed from SymPy, not stored
             function = CompiledFunction(built, args, name, prepared)
         else:
             record.put("compiled", label, tree)

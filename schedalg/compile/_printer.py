@@ -15,9 +15,8 @@ table below, never from the file's text.
 
 from __future__ import annotations
 
-from typing import Any
-
 import keyword
+from typing import Any
 
 import sympy as sp
 from sympy.codegen import cfunctions

@@ -2,7 +2,8 @@
 
 Derivations (validation, end values, the inverse log-SNR, the simplified trees a
 compiled schedule is printed from) are stored per schedule, keyed by its canonical
-expression (``srepr`` of alpha, sigma and the domain) and the package version, one JSON
+expression (:func:`canonical_text` of alpha, sigma and the domain, else their ``srepr``) and
+the package version, one JSON
 file per key in :func:`cache_dir` (``$SCHEDALG_CACHE_DIR``, or :func:`configure_cache`;
 default ``$XDG_CACHE_HOME/schedalg`` or ``~/.cache/schedalg``; ``off`` disables it).
 
@@ -33,7 +34,7 @@ from sympy.codegen import cfunctions
 
 from ._symbols import lam, s, t
 
-__all__ = ["encode", "decode", "Builder", "canonical_text", "load", "store", "cache_dir", "configure_cache",
+__all__ = ["encode", "decode", "Builder", "canonical_text", "CSE_NAME", "load", "store", "cache_dir", "configure_cache",
            "CacheFormatError", "encode_float", "decode_float"]
 
 _LOG = logging.getLogger("schedalg.cache")
@@ -47,7 +48,8 @@ FUNCTIONS: dict[str, type] = {f.__name__: f for f in (
     sp.erf, sp.erfc, cfunctions.expm1, cfunctions.log1p)}
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E, "oo": sp.oo, "-oo": -sp.oo}
 SYMBOLS: dict[str, sp.Symbol] = {symbol.name: symbol for symbol in (t, lam, s)}
-_CSE_NAME = re.compile(r"x[0-9]{1,6}\Z")
+#: Names of common subexpressions (``x0``, ``x1``, ...), the only symbols besides :data:`SYMBOLS`.
+CSE_NAME = re.compile(r"x[0-9]{1,6}\Z")
 _INTEGER = re.compile(r"-?[0-9]{1,400}\Z")
 _DECIMAL = re.compile(r"-?[0-9]{1,40}(\.[0-9]{1,40})?(e[-+]?[0-9]{1,4})?\Z")
 _MAX_NODES = 20000
@@ -66,7 +68,7 @@ def encode(expr: sp.Expr) -> Any:
     """``expr`` as a JSON-able tree; raises :class:`CacheFormatError` for nodes outside the allowlist."""
     if expr.is_Atom:
         if isinstance(expr, sp.Symbol):
-            if expr.name in SYMBOLS and SYMBOLS[expr.name] == expr or _CSE_NAME.match(expr.name):
+            if expr.name in SYMBOLS and SYMBOLS[expr.name] == expr or CSE_NAME.match(expr.name):
                 return ["Symbol", expr.name]
             raise CacheFormatError(f"symbol {expr.name!r}")
         if expr.is_Integer:
@@ -170,7 +172,7 @@ def decode(tree: Any, builder: Builder = _SYMPY, _count: list[int] | None = None
         if not all(isinstance(a, str) for a in args):
             raise CacheFormatError(f"{head} with non-string fields")
         if head == "Symbol" and len(args) == 1:
-            if args[0] in SYMBOLS or _CSE_NAME.match(args[0]):
+            if args[0] in SYMBOLS or CSE_NAME.match(args[0]):
                 return builder.symbol(args[0])
         elif head == "Integer" and len(args) == 1 and _INTEGER.match(args[0]):
             return builder.integer(int(args[0]))
