@@ -12,7 +12,8 @@ every compiled quantity. Three figures per schedule:
 * warm, with imports: from before ``import torch, sympy, schedalg`` to the end of the toolkit,
   cache filled (median of ``--repeats`` processes);
 * warm, after the declaration: from after the schedule is declared (``make()`` returned) to the
-  end of the toolkit, cache filled (median of the same processes): the issue's <= 10 ms figure.
+  end of the toolkit, cache filled (median of the same processes): the issue's <= 10 ms figure;
+  wall and CPU milliseconds (on a loaded machine one lost time slice adds several ms of wall).
 
 The machine's load average is printed beside them.
 
@@ -47,16 +48,16 @@ name = sys.argv[1]
 make = sa.schedules.LIBRARY[name] if name in sa.schedules.LIBRARY else USER[name]
 start, cpu = time.perf_counter(), time.process_time()
 schedule = make()
-built = time.perf_counter()
+built, built_cpu = time.perf_counter(), time.process_time()
 inverse = schedule.inverse_log_snr
 compiled = schedule.compile()
 compiled.function("alpha", "sigma", "d_alpha", "d_sigma", "log_snr", "d_log_snr")
 compiled.t_of_log_snr(torch.tensor([0.0], dtype=torch.float64))
 ends = {q: compiled.end_values(q) for q in sa.compile.QUANTITIES}
-end = time.perf_counter()
+end, end_cpu = time.perf_counter(), time.process_time()
 forms = {"inverse": inverse.kind, "method": inverse.method, "expr": str(inverse.expr) if inverse.expr is not None else ""}
-print(json.dumps({"schedule": name, "seconds": end - start, "cpu": time.process_time() - cpu,
-                  "with_import": end - first, "after_build": end - built, **forms}))
+print(json.dumps({"schedule": name, "seconds": end - start, "cpu": end_cpu - cpu, "with_import": end - first,
+                  "after_build": end - built, "after_build_cpu": end_cpu - built_cpu, **forms}))
 """
 
 
@@ -85,8 +86,8 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     names = list(sa.schedules.LIBRARY) + list(USER)
     print("| schedule | t(lambda) | how | closed form | cold toolkit (s) | cold, CPU (s) | "
-          "warm, with imports (s) | warm, after the declaration (ms) |")
-    print("|---|---|---|---|---:|---:|---:|---:|")
+          "warm, with imports (s) | warm, after the declaration (ms) | same, CPU (ms) |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for name in names:
         with tempfile.TemporaryDirectory() as cache:
             cold = _child(name, cache)
@@ -94,8 +95,10 @@ def main() -> None:
         assert all(cold["expr"] == w["expr"] for w in warm), name
         with_import = statistics.median(w["with_import"] for w in warm)
         after = statistics.median(w["after_build"] for w in warm)
+        after_cpu = statistics.median(w["after_build_cpu"] for w in warm)
         print(f"| {name} | {cold['inverse']} | {cold['method']} | `{cold['expr']}` | "
-              f"{cold['seconds']:.3f} | {cold['cpu']:.3f} | {with_import:.2f} | {1000 * after:.1f} |")
+              f"{cold['seconds']:.3f} | {cold['cpu']:.3f} | {with_import:.2f} | {1000 * after:.1f} | "
+              f"{1000 * after_cpu:.1f} |")
     with tempfile.TemporaryDirectory() as cache:
         rows = []
         for label in (["list"], ["show", "vp_linear"]):

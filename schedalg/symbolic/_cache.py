@@ -3,8 +3,8 @@
 Derivations (validation, end values, the inverse log-SNR, the simplified trees a
 compiled schedule is printed from) are stored per schedule, keyed by its canonical
 expression (:func:`canonical_text` of alpha, sigma and the domain, else their ``srepr``) and
-the package version, one JSON
-file per key in :func:`cache_dir` (``$SCHEDALG_CACHE_DIR``, or :func:`configure_cache`;
+the package version, one JSON file per key in :func:`cache_dir` (``$SCHEDALG_CACHE_DIR``, or
+:func:`configure_cache`;
 default ``$XDG_CACHE_HOME/schedalg`` or ``~/.cache/schedalg``; ``off`` disables it).
 
 The file is untrusted input. Nothing read from it is executed or parsed as code: no
