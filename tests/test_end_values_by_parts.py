@@ -1,6 +1,6 @@
 """The end-value rule's shortcuts (issue 11, item 4: cold derivations under a second).
 
-Sums and products take their end values from their parts where the parts decide them, and the
+Sums, products and rational powers take their end values from their parts where the parts decide them, and the
 log-SNR from alpha and sigma where one of them vanishes; everything else still goes to SymPy's
 ``limit``. These tests check that the shortcuts give the limit, and that indeterminate forms
 (``0 * inf``, ``inf - inf``) are not decided by them.
@@ -30,6 +30,9 @@ _CASES = [
     1 / t + sp.cos(t),                 # inf + finite: inf
     -(1 + t) * sp.log(t) - 1 / t,      # inf - inf with products inside: -inf
     (sp.exp(t) - 1) / t**2,            # 0 * inf: inf
+    1 / sp.sqrt(1 - sp.cos(t)),        # a real even root of a base tending to 0, negative power: inf
+    (1 / t + 1 / sp.sin(t)) ** sp.Rational(-1, 3),  # an infinite base, negative power: 0
+    1 / (sp.cos(t) - 1),               # an odd negative power of a base tending to 0 (from below): -inf
 ]
 
 

@@ -9,7 +9,7 @@ time grids, models and conversions all read it through :func:`end_values`:
 1. a numeric (tabulated) function: its float64 value at the end;
 2. otherwise the exact substitution ``q(end)`` when SymPy finds it finite and real;
 3. otherwise, for a sum or product whose parts' end values (by this rule) decide it, the
-   infinity or zero they give (:func:`_by_parts`); for the log-SNR, at an end where one of
+   infinity or zero they give (:func:`_by_parts`, also for rational powers); for the log-SNR, at an end where one of
    ``alpha``, ``sigma`` has the value 0 and the other a finite nonzero one, ``+-inf`` (the
    limit; see :func:`_log_snr_end`);
 4. otherwise the one-sided limit from inside the domain: SymPy's ``limit`` when ``q``
@@ -70,13 +70,22 @@ def value_at_end(expr: sp.Expr, point: sp.Expr, side: str = "+") -> float:
 
 
 def _by_parts(expr: sp.Expr, point: sp.Expr, side: str) -> float | None:
-    """The limit of a sum or product from its terms' or factors' end values (this rule, applied to
-    each), where they decide it: a sum with infinite terms of one sign and finite others is that
+    """The limit of a sum, product or rational power from its parts' end values (this rule, applied
+    to each), where they decide it: a sum with infinite terms of one sign and finite others is that
     infinity; a product with an infinite factor and no zero one is an infinity of the product's
-    sign; a product with a zero factor and finite others is 0. None otherwise (``0 * inf``,
+    sign; a product with a zero factor and finite others is 0; ``b^r`` is 0 for ``b -> 0, r > 0``
+    and for ``b -> +-inf, r < 0``, and ``+inf`` for ``b -> 0`` and ``r < 0`` with an even
+    denominator (a real even root: ``b > 0`` near the end). None otherwise (``0 * inf``,
     ``inf - inf``, all parts finite and nonzero, a part without a value): the whole expression
     goes to ``limit``. The parts are smaller than the whole, and ``limit``'s cost grows fast with
     size (the derivatives of a schedule at its ends were the costliest derivations)."""
+    if expr.is_Pow and expr.exp.is_Rational and not expr.exp.has(t):
+        base = value_at_end(expr.base, point, side)
+        if base == 0 and expr.exp > 0 or math.isinf(base) and expr.exp < 0:
+            return 0.0
+        if base == 0 and expr.exp < 0 and expr.exp.q % 2 == 0:  # a real even root: base > 0 near the end
+            return math.inf
+        return None
     if not (expr.is_Add or expr.is_Mul):
         return None
     values = []
