@@ -23,7 +23,7 @@ import sympy as sp
 import torch
 
 import schedalg as sa
-from schedalg.compile import QUANTITIES, compile_exprs
+from schedalg.compile import QUANTITIES
 from schedalg.compile._compile import CompiledFunction, compile_cached
 from schedalg.symbolic import _cache, derivation_record
 

@@ -6,6 +6,12 @@ evaluates all expressions at once, sharing common subexpressions, and returns it
 show it, and is available as ``.source``. Results are cached per expression tuple:
 compiling the same expressions again costs a dictionary lookup.
 
+A schedule's quantities go through :func:`compile_cached`: their prepared expressions are
+kept as allowlisted trees in the schedule's derivation record (on disk), and the function is
+printed from those trees (:meth:`CompiledFunction.from_tree`), so a second process compiles
+without building SymPy objects or running SymPy's printer (for VP-linear's ten quantities,
+0.6 ms against 3 ms in a warmed-up process, and more in a fresh one).
+
 Evaluation calls torch only: no SymPy objects survive into the generated function.
 """
 
