@@ -1,23 +1,30 @@
-"""A SymPy printer that writes torch code.
+"""Printers that write torch code: from SymPy expressions, and from cached expression trees.
 
 A printer is a visitor: ``_print_<Class>`` returns the source text of one node. This
 one extends SymPy's Python printer with torch calls, and prints the numerically stable
 functions that :func:`stabilize` introduces (``expm1``, ``log1p``, ``exp2``, ``log2``)
 as their torch counterparts, so that e.g. ``log(1 - exp(-x))`` is evaluated as
 ``log(-expm1(-x))`` without cancellation near ``x = 0``.
+
+:class:`TreeSourceBuilder` writes the same kind of source from the allowlisted JSON trees
+of the derivation cache (the module ``schedalg.symbolic._cache``) as :func:`schedalg.symbolic.decode_expr`
+validates them, without building SymPy objects: every token comes from a fixed template, a
+validated symbol name, ``repr`` of a number converted from a checked string, or the function
+table below, never from the file's text.
 """
 
 from __future__ import annotations
 
+import keyword
 from typing import Any
 
 import sympy as sp
 from sympy.codegen import cfunctions
 from sympy.printing.pycode import PythonCodePrinter
 
-from ..symbolic import NumericFunction, stabilize
+from ..symbolic import CacheFormatError, CacheTreeBuilder, NumericFunction, stabilize
 
-__all__ = ["TorchPrinter", "stabilize"]
+__all__ = ["TorchPrinter", "TreeSourceBuilder", "python_name", "stabilize"]
 
 
 _TORCH_FUNCTIONS = {
@@ -141,3 +148,78 @@ class TorchPrinter(PythonCodePrinter):
 # make the stable functions printable by name
 for _cls in (cfunctions.expm1, cfunctions.log1p, cfunctions.exp2, cfunctions.log2, cfunctions.Sqrt):
     setattr(TorchPrinter, f"_print_{_cls.__name__}", TorchPrinter._print_Function)
+
+
+def python_name(name: str) -> str:
+    """A symbol's name as a Python identifier (``lambda`` -> ``lambda_``, as :class:`TorchPrinter`)."""
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+class TreeSourceBuilder(CacheTreeBuilder):
+    """Torch source text of a validated cache tree (a :class:`schedalg.symbolic.CacheTreeBuilder`).
+
+    Every subexpression is parenthesised, so the text needs no precedence rules; numbers are
+    printed as float64 literals (integers beyond 2^53 too, as :class:`TorchPrinter` does).
+    ``names`` are the identifiers the expression may read (the function's arguments and the
+    common subexpressions defined before it); any other symbol is refused.
+    """
+
+    def __init__(self, names: set[str]):
+        self.names = names
+
+    def symbol(self, name: str) -> str:
+        if name not in self.names:
+            raise CacheFormatError(f"symbol {name!r} not defined at this point")
+        return python_name(name)
+
+    def integer(self, value: int) -> str:
+        return _Number(value, str(value) if abs(value) < 2**53 else repr(float(value)))
+
+    def rational(self, p: int, q: int) -> str:
+        return _Number(p / q, repr(p / q))
+
+    def float(self, value: float) -> str:
+        return _Number(value, repr(value) if value == value and abs(value) != float("inf")
+                       else {"nan": "math.nan", "inf": "math.inf", "-inf": "-math.inf"}[repr(value)])
+
+    def constant(self, name: str) -> str:
+        return _Number(None, {"pi": "math.pi", "E": "math.e", "oo": "math.inf", "-oo": "-math.inf"}[name])
+
+    def node(self, head: str, children: list[str]) -> str:
+        if head == "Add":
+            return "(" + " + ".join(children) + ")"
+        if head == "Mul":
+            return "(" + "*".join(children) + ")"
+        if head == "Pow":
+            base, exponent = children
+            value = getattr(exponent, "value", None)
+            if value == 0.5:
+                return f"torch.sqrt({base})"
+            if value == -0.5:
+                return f"torch.rsqrt({base})"
+            if value == -1:
+                return f"(1/{base})"
+            if isinstance(base, _Number) and not isinstance(exponent, _Number):
+                return f"torch.pow({base}, {exponent})"
+            return f"({base}**{exponent})"
+        if head in ("Max", "Min"):
+            out = children[0]
+            for child in children[1:]:
+                out = f"torch.{'maximum' if head == 'Max' else 'minimum'}(torch.as_tensor({out}), torch.as_tensor({child}))"
+            return out
+        if head == "atan2" and len(children) == 2:
+            return f"torch.atan2({children[0]}, {children[1]})"
+        if head in _TORCH_FUNCTIONS and len(children) == 1:
+            return f"{_TORCH_FUNCTIONS[head]}({children[0]})"
+        raise CacheFormatError(f"no torch function for {head!r} with {len(children)} arguments")
+
+
+class _Number(str):
+    """The parenthesised source text of a number or constant, with its float value (None for a constant)."""
+
+    value: float | None
+
+    def __new__(cls, value: float | None, text: str) -> "_Number":
+        out = super().__new__(cls, f"({text})")
+        out.value = value
+        return out

@@ -46,6 +46,8 @@ from ._schedule import SuspiciousScheduleWarning as SuspiciousScheduleWarning
 __all__ += ["EndValueWarning", "SuspiciousScheduleWarning"]
 
 # shared with the layers above (compile, models, lazy): their public face here
+from ._cache import CSE_NAME as CSE_NAME
+from ._cache import Builder as CacheTreeBuilder
 from ._cache import CacheFormatError as CacheFormatError
 from ._cache import decode as decode_expr
 from ._cache import encode as encode_expr
@@ -62,6 +64,6 @@ from ._pointmass import start_limit as start_limit
 from ._predictions import check_prediction_kind as check_prediction_kind
 from ._stable import stabilize as stabilize
 
-__all__ += ["CacheFormatError", "decode_expr", "encode_expr", "schedule_key", "LAZY_KINDS", "LazyFamily",
+__all__ += ["CSE_NAME", "CacheTreeBuilder", "CacheFormatError", "decode_expr", "encode_expr", "schedule_key", "LAZY_KINDS", "LazyFamily",
             "derive_lazy_family", "gaussian_drift_coefficient", "gaussian_posterior", "ode_family",
             "point_mass_family", "sde_drift", "start_limit", "check_prediction_kind", "stabilize"]

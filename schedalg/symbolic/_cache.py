@@ -2,8 +2,9 @@
 
 Derivations (validation, end values, the inverse log-SNR, the simplified trees a
 compiled schedule is printed from) are stored per schedule, keyed by its canonical
-expression (``srepr`` of alpha, sigma and the domain) and the package version, one JSON
-file per key in :func:`cache_dir` (``$SCHEDALG_CACHE_DIR``, or :func:`configure_cache`;
+expression (:func:`canonical_text` of alpha, sigma and the domain, else their ``srepr``) and
+the package version, one JSON file per key in :func:`cache_dir` (``$SCHEDALG_CACHE_DIR``, or
+:func:`configure_cache`;
 default ``$XDG_CACHE_HOME/schedalg`` or ``~/.cache/schedalg``; ``off`` disables it).
 
 The file is untrusted input. Nothing read from it is executed or parsed as code: no
@@ -33,8 +34,8 @@ from sympy.codegen import cfunctions
 
 from ._symbols import lam, s, t
 
-__all__ = ["encode", "decode", "load", "store", "cache_dir", "configure_cache", "CacheFormatError",
-           "encode_float", "decode_float"]
+__all__ = ["encode", "decode", "Builder", "canonical_text", "CSE_NAME", "load", "store", "cache_dir", "configure_cache",
+           "CacheFormatError", "encode_float", "decode_float"]
 
 _LOG = logging.getLogger("schedalg.cache")
 
@@ -47,7 +48,8 @@ FUNCTIONS: dict[str, type] = {f.__name__: f for f in (
     sp.erf, sp.erfc, cfunctions.expm1, cfunctions.log1p)}
 CONSTANTS: dict[str, sp.Expr] = {"pi": sp.pi, "E": sp.E, "oo": sp.oo, "-oo": -sp.oo}
 SYMBOLS: dict[str, sp.Symbol] = {symbol.name: symbol for symbol in (t, lam, s)}
-_CSE_NAME = re.compile(r"x[0-9]{1,6}\Z")
+#: Names of common subexpressions (``x0``, ``x1``, ...), the only symbols besides :data:`SYMBOLS`.
+CSE_NAME = re.compile(r"x[0-9]{1,6}\Z")
 _INTEGER = re.compile(r"-?[0-9]{1,400}\Z")
 _DECIMAL = re.compile(r"-?[0-9]{1,40}(\.[0-9]{1,40})?(e[-+]?[0-9]{1,4})?\Z")
 _MAX_NODES = 20000
@@ -64,19 +66,21 @@ class CacheFormatError(ValueError):
 
 def encode(expr: sp.Expr) -> Any:
     """``expr`` as a JSON-able tree; raises :class:`CacheFormatError` for nodes outside the allowlist."""
-    if isinstance(expr, sp.Symbol):
-        if expr.name in SYMBOLS and SYMBOLS[expr.name] == expr or _CSE_NAME.match(expr.name):
-            return ["Symbol", expr.name]
-        raise CacheFormatError(f"symbol {expr.name!r}")
-    if expr.is_Integer:
-        return ["Integer", str(int(expr))]
-    if expr.is_Rational:
-        return ["Rational", str(expr.p), str(expr.q)]
-    if expr.is_Float:
-        return ["Float", encode_float(float(expr))]
-    for name, constant in CONSTANTS.items():
-        if expr == constant:
-            return ["Constant", name]
+    if expr.is_Atom:
+        if isinstance(expr, sp.Symbol):
+            if expr.name in SYMBOLS and SYMBOLS[expr.name] == expr or CSE_NAME.match(expr.name):
+                return ["Symbol", expr.name]
+            raise CacheFormatError(f"symbol {expr.name!r}")
+        if expr.is_Integer:
+            return ["Integer", str(int(expr))]
+        if expr.is_Rational:
+            return ["Rational", str(expr.p), str(expr.q)]
+        if expr.is_Float:
+            return ["Float", encode_float(float(expr))]
+        for name, constant in CONSTANTS.items():
+            if expr == constant:
+                return ["Constant", name]
+        raise CacheFormatError(f"atom {type(expr).__name__}")
     if expr.is_Add or expr.is_Mul:
         return ["Add" if expr.is_Add else "Mul", *(encode(a) for a in expr.args)]
     if expr.is_Pow:
@@ -87,11 +91,75 @@ def encode(expr: sp.Expr) -> Any:
     raise CacheFormatError(f"node {name}")
 
 
-def decode(tree: Any, _count: list[int] | None = None) -> sp.Expr:
+def canonical_text(*exprs: sp.Expr) -> str | None:
+    """One line per expression identifying it exactly, or None when one has a node outside the
+    allowlist (the caller then falls back to ``srepr``).
+
+    The trees of :func:`encode`, except that floats are written exactly (mantissa, exponent and
+    precision: ``Float('0.1', 30)`` and ``0.1`` differ). SymPy's argument order is canonical
+    (independent of ``PYTHONHASHSEED``), so equal expressions give equal text; it costs a walk
+    of the tree, far less than ``srepr``.
+    """
+
+    def exact(expr: sp.Expr) -> Any:
+        if expr.is_Float:
+            sign, mantissa, exponent, _ = expr._mpf_
+            return ["Float", f"{'-' if sign else ''}{mantissa}e{exponent}p{expr._prec}"]
+        if expr.is_Atom:
+            return encode(expr)
+        if expr.is_Pow:
+            return ["Pow", exact(expr.base), exact(expr.exp)]
+        head = "Add" if expr.is_Add else "Mul" if expr.is_Mul else type(expr).__name__
+        if not (expr.is_Add or expr.is_Mul or head in FUNCTIONS and isinstance(expr, FUNCTIONS[head])):
+            raise CacheFormatError(f"node {head}")
+        return [head, *(exact(a) for a in expr.args)]
+
+    try:
+        return "\n".join(json.dumps(exact(sp.sympify(e, strict=True)), separators=(",", ":")) for e in exprs)
+    except (CacheFormatError, sp.SympifyError):
+        return None
+
+
+class Builder:
+    """What :func:`decode` makes of the nodes it has validated: SymPy expressions by default
+    (subclasses make other things from the same checked tree, e.g. source text)."""
+
+    def symbol(self, name: str) -> Any:
+        return SYMBOLS[name] if name in SYMBOLS else sp.Symbol(name)
+
+    def integer(self, value: int) -> Any:
+        return sp.Integer(value)
+
+    def rational(self, p: int, q: int) -> Any:
+        return sp.Rational(p, q)
+
+    def float(self, value: float) -> Any:
+        return sp.Float(value)
+
+    def constant(self, name: str) -> Any:
+        return CONSTANTS[name]
+
+    def node(self, head: str, children: list) -> Any:
+        # rebuilt without evaluation: the trees were stored from canonical expressions, so the same
+        # arguments in the same order give the same expression, without SymPy's (slow) re-simplification
+        if head == "Add":
+            return sp.Add(*children, evaluate=False)
+        if head == "Mul":
+            return sp.Mul(*children, evaluate=False)
+        if head == "Pow":
+            return sp.Pow(*children, evaluate=False)
+        return FUNCTIONS[head](*children, evaluate=False)
+
+
+_SYMPY = Builder()
+
+
+def decode(tree: Any, builder: Builder = _SYMPY, _count: list[int] | None = None) -> Any:
     """The expression of a tree made by :func:`encode`; :class:`CacheFormatError` for anything else.
 
-    Only the allowlisted constructors are called, with decoded children; strings are
-    checked against integer/decimal patterns before conversion.
+    Only the allowlisted node types are accepted, with decoded children; strings are checked
+    against symbol-name, integer and decimal patterns before conversion. ``builder`` says what
+    to make of each validated node (SymPy expressions by default).
     """
     count = _count if _count is not None else [0]
     count[0] += 1
@@ -104,31 +172,22 @@ def decode(tree: Any, _count: list[int] | None = None) -> sp.Expr:
         if not all(isinstance(a, str) for a in args):
             raise CacheFormatError(f"{head} with non-string fields")
         if head == "Symbol" and len(args) == 1:
-            if args[0] in SYMBOLS:
-                return SYMBOLS[args[0]]
-            if _CSE_NAME.match(args[0]):
-                return sp.Symbol(args[0])
+            if args[0] in SYMBOLS or CSE_NAME.match(args[0]):
+                return builder.symbol(args[0])
         elif head == "Integer" and len(args) == 1 and _INTEGER.match(args[0]):
-            return sp.Integer(int(args[0]))
+            return builder.integer(int(args[0]))
         elif head == "Rational" and len(args) == 2 and all(_INTEGER.match(a) for a in args) and int(args[1]) != 0:
-            return sp.Rational(int(args[0]), int(args[1]))
+            return builder.rational(int(args[0]), int(args[1]))
         elif head == "Float" and len(args) == 1:
-            return sp.Float(decode_float(args[0]))
+            return builder.float(decode_float(args[0]))
         elif head == "Constant" and len(args) == 1 and args[0] in CONSTANTS:
-            return CONSTANTS[args[0]]
+            return builder.constant(args[0])
         raise CacheFormatError(f"bad {head} node")
-    children = [decode(a, count) for a in args]
-    # rebuilt without evaluation: the trees were stored from canonical expressions, so the same
-    # arguments in the same order give the same expression, without SymPy's (slow) re-simplification
-    if head == "Add" and children:
-        return sp.Add(*children, evaluate=False)
-    if head == "Mul" and children:
-        return sp.Mul(*children, evaluate=False)
-    if head == "Pow" and len(children) == 2:
-        return sp.Pow(*children, evaluate=False)
-    if head in FUNCTIONS and children:
-        return FUNCTIONS[head](*children, evaluate=False)
-    raise CacheFormatError(f"node {head!r} not allowed")
+    if head not in ("Add", "Mul", "Pow") and head not in FUNCTIONS:
+        raise CacheFormatError(f"node {head!r} not allowed")
+    if not args or head == "Pow" and len(args) != 2:
+        raise CacheFormatError(f"node {head!r} with {len(args)} arguments")
+    return builder.node(head, [decode(a, builder, count) for a in args])
 
 
 def encode_float(value: float) -> str:

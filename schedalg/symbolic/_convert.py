@@ -38,13 +38,11 @@ from ._ends import one_sided_limit
 from ._hooks import compiler
 from ._numeric import NumericFunction
 from ._schedule import Schedule
-from ._symbols import lam, s, t
+from ._symbols import TAU, lam, s, t
 
 __all__ = ["Conversion", "ComposedConversion", "convert", "TAU", "schedule_key", "clear_conversion_cache",
            "one_sided_limit", "conversion_formulas", "PIECES"]
 
-#: The value of ``tau(s)`` in the two-argument (``s``, ``TAU``) forms of ``c``, ``tau'``, ``c'``.
-TAU = sp.Symbol("tau", real=True)
 
 #: ``sp.simplify`` runs only on expressions with at most this many operations (a work bound).
 SIMPLIFY_OPS = 40

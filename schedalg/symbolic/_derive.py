@@ -29,6 +29,7 @@ bisection + Newton, verified by the same reference in the tests).
 
 from __future__ import annotations
 
+import keyword
 import warnings
 from typing import Any, Callable, Iterable
 
@@ -40,7 +41,7 @@ from ._numeric import NumericFunction
 from ._stable import stabilize
 from ._symbols import lam, t
 
-__all__ = ["Reference", "derive_inverse", "real_zeros", "verify_inverse", "verify_equal", "mp_points", "ROOT_DEGREE"]
+__all__ = ["Reference", "derive_inverse", "rational_declaration", "real_zeros", "verify_inverse", "verify_equal", "mp_points", "ROOT_DEGREE"]
 
 #: Highest degree of a general polynomial solved by radicals. Cubic and quartic formulas in a
 #: symbolic right-hand side are large, nearly always complex in form (casus irreducibilis),
@@ -89,8 +90,22 @@ def mp_points(lo: Any, hi: Any, interior: int = 17, ends: Iterable[int] = range(
         return sorted(set(points))
 
 
+def _lambdify(symbol: sp.Symbol, expr: sp.Expr, modules: str) -> Callable[[Any], Any]:
+    """``lambdify`` in ``symbol``, without its renaming of an argument that is a Python keyword.
+
+    ``lambda`` is a keyword, and ``lambdify`` renames such an argument by rebuilding the whole
+    expression (``xreplace`` with a dummy): most of its cost on candidate inverses. Its printers
+    already spell the symbol ``lambda_`` inside the body, so a same-named argument is all it needs.
+    """
+    if keyword.iskeyword(symbol.name):
+        symbol = sp.Symbol(symbol.name + "_")
+        if symbol in expr.free_symbols:  # pragma: no cover - no such symbol in derivations
+            raise ValueError(f"{symbol} is both an argument alias and a symbol of {expr}")
+    return sp.lambdify(symbol, expr, modules=modules)
+
+
 def _mp_function(expr: sp.Expr, symbol: sp.Symbol) -> Callable[[Any], Any]:
-    return sp.lambdify(symbol, expr, modules="mpmath")
+    return _lambdify(symbol, expr, "mpmath")
 
 
 def _mp_real(value: Any) -> mpmath.mpf | None:
@@ -139,8 +154,10 @@ class Reference:
     def __init__(self, schedule: Any, points: list | None = None):
         lo, hi = schedule.domain
         points = points if points is not None else mp_points(lo, hi)
-        forward = _mp_function(sp.nsimplify(schedule.log_snr, rational=True), t)
-        slope = _mp_function(sp.nsimplify(schedule.d_log_snr, rational=True), t)
+        alpha, sigma = rational_declaration(schedule)
+        exact_log_snr = sp.expand_log(2 * sp.log(alpha) - 2 * sp.log(sigma), force=True)
+        forward = _mp_function(exact_log_snr, t)
+        slope = _mp_function(sp.diff(exact_log_snr, t), t)
         # a declaration with floats (0.01, log(5000.0) evaluated) is defined to ~15 digits only:
         # lambda is known to ~1e-15 (1 + |lambda|), which moves t by that over |lambda'(t)|
         declared = 1e-14 if (schedule.alpha.has(sp.Float) or schedule.sigma.has(sp.Float)) else 0
@@ -185,7 +202,7 @@ def verify_inverse(schedule: Any, candidate: sp.Expr, reference: Reference | Non
     if not rows:
         return "no sample point with |lambda| <= 60"
     lams, ts, allowed = (np.asarray(c) for c in zip(*rows))
-    float_inverse = sp.lambdify(lam, stabilize(candidate), modules="numpy")
+    float_inverse = _lambdify(lam, stabilize(candidate), "numpy")
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         got = np.broadcast_to(np.asarray(float_inverse(lams), dtype=np.complex128), lams.shape)
@@ -232,12 +249,26 @@ def verify_equal(a: sp.Expr, b: sp.Expr, symbol: sp.Symbol, points: list) -> boo
 # ---------------------------------------------------------------------- peeling
 
 
+def rational_declaration(schedule: Any) -> tuple[sp.Expr, sp.Expr]:
+    """``(alpha, sigma)`` with every float read as the decimal it prints as (``nsimplify``; 0.1 is
+    1/10), made once per schedule: the search, its reference and the validation all start from it
+    (``nsimplify`` of a large expression rebuilds it, trigonometric evaluation included, and
+    was the costliest step of a derivation when repeated per equation)."""
+    found = schedule.__dict__.get("_rational_declaration")
+    if found is None:
+        found = tuple(sp.nsimplify(e, rational=True) if e.has(sp.Float) else e
+                      for e in (schedule.alpha, schedule.sigma))
+        schedule.__dict__["_rational_declaration"] = found
+    return found
+
+
 def _normal(expr: sp.Expr) -> sp.Expr:
     """Exact rationals for floats, powers combined, ``sin/cos`` ratios as ``tan`` (all
     deterministic rewrites, linear in the size of the expression)."""
     from sympy.simplify.fu import TR2i
 
-    expr = sp.nsimplify(expr, rational=True)
+    if expr.has(sp.Float):
+        expr = sp.nsimplify(expr, rational=True)
     expr = sp.powsimp(sp.powdenest(expr, force=True), force=True)
     expr = sp.powsimp(sp.expand(expr, log=False, multinomial=False), force=True)
     return TR2i(expr, half=False)
@@ -314,7 +345,7 @@ def _algebraic(expr: sp.Expr, value: sp.Expr, depth: int) -> list[sp.Expr]:
     degree = poly.degree()
     terms = poly.terms()
     if 1 <= degree <= ROOT_DEGREE:
-        roots = sp.roots(sp.Poly(poly.as_expr(), generator), multiple=True)
+        roots = _low_degree_roots(sp.Poly(poly.as_expr(), generator))
     elif degree <= BINOMIAL_DEGREE and len(terms) == 2 and terms[1][0] == (0,):  # a g^n + b = 0
         ratio = -terms[1][1] / terms[0][1]
         roots = [ratio ** sp.Rational(1, degree)] + ([-(ratio ** sp.Rational(1, degree))] if degree % 2 == 0 else [])
@@ -328,6 +359,26 @@ def _algebraic(expr: sp.Expr, value: sp.Expr, depth: int) -> list[sp.Expr]:
         else:
             out += [root] if generator == t else _peel(generator, root, depth + 1)
     return out
+
+
+def _low_degree_roots(poly: sp.Poly) -> list[sp.Expr]:
+    """Roots of a polynomial of degree 1 or 2 (with multiplicity).
+
+    SymPy's ``roots`` normalises symbolic coefficients with ``factor`` over polynomial rings but
+    with ``simplify`` over its expression domain ``EX`` (coefficients with ``pi``, ``cos(c)``, ...),
+    whose work has no useful bound (a second of the whole derivation of the iDDPM cosine). Over
+    ``EX`` the same formulas are written here with ``factor``; elsewhere SymPy's ``roots`` is used.
+    """
+    if poly.get_domain() != sp.EX:
+        return sp.roots(poly, multiple=True)
+    coefficients = poly.all_coeffs()
+    if poly.degree() == 1:
+        b, c = coefficients
+        return [sp.factor(-c / b)]
+    a, b, c = coefficients
+    root = sp.factor_terms(sp.sqrt(sp.factor(b**2 - 4 * a * c)) / (2 * a))
+    middle = sp.factor(-b / (2 * a))
+    return [middle - root, middle + root]
 
 
 def _in_one_exponential(expr: sp.Expr) -> tuple[sp.Expr, tuple[sp.Symbol, sp.Expr] | None]:
@@ -398,7 +449,8 @@ def _rationalized(candidate: sp.Expr) -> sp.Expr:
 def _variance_preserving(schedule: Any) -> bool:
     """``alpha^2 + sigma^2 = 1`` at 17 points to 40 digits (this only chooses which equations
     are tried; the verification decides)."""
-    fn = _mp_function(sp.nsimplify(schedule.alpha**2 + schedule.sigma**2, rational=True) - 1, t)
+    alpha, sigma = rational_declaration(schedule)
+    fn = _mp_function(alpha**2 + sigma**2 - 1, t)
     with mpmath.workdps(DPS):
         try:
             return all(abs(fn(p)) < mpmath.mpf(10) ** -40 for p in mp_points(*schedule.domain, ends=()))
@@ -408,7 +460,7 @@ def _variance_preserving(schedule: Any) -> bool:
 
 def _equations(schedule: Any) -> list[tuple[str, sp.Expr, sp.Expr]]:
     """The equations ``R(t) = v(lambda)`` tried, in order."""
-    alpha, sigma = schedule.alpha, schedule.sigma
+    alpha, sigma = rational_declaration(schedule)
     out = [("peel sigma^2/alpha^2 = exp(-lambda)", sigma**2 / alpha**2, sp.exp(-lam)),
            ("peel sigma/alpha = exp(-lambda/2)", sigma / alpha, sp.exp(-lam / 2)),
            ("peel alpha^2/sigma^2 = exp(lambda)", alpha**2 / sigma**2, sp.exp(lam)),

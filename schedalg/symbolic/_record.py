@@ -22,11 +22,22 @@ __all__ = ["Record", "record_of", "canonical_key"]
 
 
 def canonical_key(schedule: Any) -> str | None:
-    """``srepr`` of alpha, sigma and the domain, or None for schedules with numeric functions."""
-    if schedule.alpha.atoms(NumericFunction) or schedule.sigma.atoms(NumericFunction):
-        return None
-    return "\n".join([sp.srepr(schedule.alpha), sp.srepr(schedule.sigma),
-                      sp.srepr(schedule.domain[0]), sp.srepr(schedule.domain[1])])
+    """The exact text of alpha, sigma and the domain (:func:`schedalg.symbolic._cache.canonical_text`,
+    or ``srepr`` when a node is outside the cache's allowlist), or None for schedules with
+    numeric functions. Computed once per schedule object."""
+    found = schedule.__dict__.get("_canonical_key", False)
+    if found is not False:
+        return found
+    exprs = (schedule.alpha, schedule.sigma, schedule.domain[0], schedule.domain[1])
+    text = _cache.canonical_text(*exprs)  # None for tabulated functions (outside the allowlist)
+    if text is not None:
+        key = "trees\n" + text
+    elif schedule.alpha.atoms(NumericFunction) or schedule.sigma.atoms(NumericFunction):
+        key = None
+    else:
+        key = "srepr\n" + "\n".join(sp.srepr(e) for e in exprs)
+    schedule.__dict__["_canonical_key"] = key
+    return key
 
 
 class Record:

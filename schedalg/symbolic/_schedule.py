@@ -33,7 +33,7 @@ from sympy.core.function import AppliedUndef
 
 from ..errors import DomainError, NotMonotoneError, ScheduleError, UnboundSymbolError
 from ._cache import CacheFormatError, decode_float, encode_float
-from ._derive import derive_inverse, real_zeros
+from ._derive import derive_inverse, rational_declaration, real_zeros
 from ._ends import end_values, value_at_end
 from ._hooks import compiler
 from ._numeric import NumericFunction, numpy_namespace
@@ -50,7 +50,7 @@ class EndValueWarning(UserWarning):
 class SuspiciousScheduleWarning(UserWarning):
     """A declaration that is valid but probably not what was meant (e.g. alpha > 1)."""
 
-_INVERSE_CACHE: dict[tuple, "LogSnrInverse"] = {}
+_INVERSE_CACHE: dict[Any, "LogSnrInverse"] = {}
 #: Digits of the validator's second look at grid points that float64 would refuse (underflow).
 _CHECK_DPS = 60
 
@@ -162,12 +162,16 @@ class Schedule:
     @property
     def free_parameters(self) -> set[sp.Symbol]:
         """Symbols other than ``t`` left in ``alpha``, ``sigma`` or the domain."""
-        symbols = self.alpha.free_symbols | self.sigma.free_symbols
-        for end in self.domain:
-            symbols |= end.free_symbols
-        # undefined functions alpha(t), sigma(t): a generic schedule, for proofs
-        symbols |= self.alpha.atoms(AppliedUndef) | self.sigma.atoms(AppliedUndef)
-        return set(symbols) - {t}
+        found = self.__dict__.get("_free_parameters")
+        if found is None or found[0] != (self.alpha, self.sigma, self.domain):
+            symbols = self.alpha.free_symbols | self.sigma.free_symbols
+            for end in self.domain:
+                symbols |= end.free_symbols
+            # undefined functions alpha(t), sigma(t): a generic schedule, for proofs
+            symbols |= self.alpha.atoms(AppliedUndef) | self.sigma.atoms(AppliedUndef)
+            found = self.__dict__["_free_parameters"] = ((self.alpha, self.sigma, self.domain),
+                                                         frozenset(symbols) - {t})
+        return set(found[1])
 
     @property
     def is_bound(self) -> bool:
@@ -419,12 +423,20 @@ class Schedule:
     @property
     def inverse_log_snr(self) -> LogSnrInverse:
         """``t(lambda)``, symbolic when SymPy finds a verified real branch, else numeric."""
+        found = self.__dict__.get("_inverse_memo")
+        if found is not None:
+            return found
         self.require_bound("invert its log-SNR")
-        key = (sp.srepr(self.alpha), sp.srepr(self.sigma), sp.srepr(self.domain))
+        from ._record import canonical_key
+
+        key = canonical_key(self)
+        if key is None:  # tabulated functions (not written to disk)
+            key = (sp.srepr(self.alpha), sp.srepr(self.sigma), sp.srepr(self.domain))
         cached = _INVERSE_CACHE.get(key)
         if cached is None:
             cached = _stored_inverse(self)
             _INVERSE_CACHE[key] = cached
+        self.__dict__["_inverse_memo"] = cached
         return cached
 
     # ------------------------------------------------------------------ numerics
@@ -634,8 +646,8 @@ class Schedule:
         degree at most 8 (exact real-root isolation); other denominators are covered by
         the grid check of :meth:`_validate` only.
         """
-        for label, expr in (("alpha", self.alpha), ("sigma", self.sigma)):
-            for node in sp.preorder_traversal(sp.nsimplify(expr, rational=True)):
+        for label, expr in zip(("alpha", "sigma"), rational_declaration(self)):
+            for node in sp.preorder_traversal(expr):
                 if not (node.is_Pow and node.exp.is_negative and node.base.has(t)):
                     continue
                 if not node.base.is_polynomial(t) or sp.degree(node.base, t) > 8:

@@ -8,3 +8,5 @@ t = sp.Symbol("t", real=True)
 lam = sp.Symbol("lambda", real=True)
 #: A second time symbol, for maps between two schedules (``tau(s)``).
 s = sp.Symbol("s", real=True)
+#: The value of ``tau(s)`` in a conversion's two-argument (``s``, ``TAU``) forms of ``c``, ``tau'``, ``c'``.
+TAU = sp.Symbol("tau", real=True)
