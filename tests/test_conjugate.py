@@ -6,6 +6,7 @@ import torch
 
 import schedalg as sa
 import schedalg.augmented as aug
+from _hash_seeds import outputs_under_hash_seeds
 from schedalg.augmented import ConjugateTransform, LinearSDEError
 from schedalg.denoisers import GaussianDenoiser
 from schedalg.symbolic import t
@@ -134,29 +135,9 @@ def test_same_closed_forms_under_any_hash_seed_and_load(tmp_path):
     """The augmented derivations (moments, A, Phi) decide closed form vs numeric by the
     integrand's structure, not by time: three hash seeds, beside a busy process, give the
     same kinds and the same srepr of every form."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
     script = tmp_path / "derive_augmented.py"
     script.write_text(_DERIVE)
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        runs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env=dict(os.environ, PYTHONHASHSEED=seed, SCHEDALG_CACHE_DIR="off",
-                                          PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")))
-                for seed in ("0", "1", "4242")]
-        outputs = []
-        for run in runs:
-            stdout, stderr = run.communicate(timeout=300)
-            assert run.returncode == 0, stderr[-2000:]
-            outputs.append(json.loads(stdout))
-    finally:
-        busy.kill()
-        busy.wait()
+    outputs = outputs_under_hash_seeds(script)
     assert outputs[0] == outputs[1] == outputs[2]
     kinds = {name: value[:2] for name, value in outputs[0].items() if "/" in name}
     assert kinds["vp/0"] == kinds["vp/F"] == ["symbolic", "symbolic"]

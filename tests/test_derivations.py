@@ -27,6 +27,7 @@ import schedalg as sa
 from schedalg.errors import DomainError, ScheduleError
 from schedalg.symbolic import _cache
 
+from _hash_seeds import outputs_under_hash_seeds
 from benchmarks._user_schedules import USER, edm_rho, iddpm_naive, sigmoid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,22 +136,7 @@ def test_same_forms_under_any_hash_seed_and_load(tmp_path):
     (cache off, so each process derives everything itself)."""
     script = tmp_path / "derive.py"
     script.write_text(_DERIVE.format(root=str(ROOT)))
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        runs = []
-        for seed in ("0", "1", "4242"):
-            env = dict(os.environ, PYTHONHASHSEED=seed, SCHEDALG_CACHE_DIR="off",
-                       PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-            runs.append(subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, text=True))
-        outputs = []
-        for run in runs:
-            stdout, stderr = run.communicate(timeout=300)
-            assert run.returncode == 0, stderr[-2000:]
-            outputs.append(json.loads(stdout))
-    finally:
-        busy.kill()
-        busy.wait()
+    outputs = outputs_under_hash_seeds(script)
     assert outputs[0] == outputs[1] == outputs[2]
     assert "atan" in outputs[0]["cosine"][0]
 

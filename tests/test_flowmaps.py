@@ -5,6 +5,7 @@ import torch
 from torch.func import jvp
 
 import schedalg as sa
+from _perturbed_map import Perturbed
 from schedalg.denoisers import GaussianDenoiser
 from schedalg.flowmaps import (ConvertedFlowMap, FlowMap, FlowMapError, FlowMapSampler,
                                diagonal_loss, eulerian_loss, gaussian_flow_map, identity_defect, interpolant,
@@ -35,20 +36,6 @@ def _times(schedule, batch, generator, margin=1e-3):
 def _batch(batch, generator, mean=MEAN, var=VAR):
     x0 = mean + var.sqrt() * torch.randn(batch, 2, generator=generator, dtype=F64)
     return x0, torch.randn(batch, 2, generator=generator, dtype=F64)
-
-
-class Perturbed:
-    """The oracle plus eps (t - s)^power sin(x): still X_{s,s} = id, no longer the flow map."""
-
-    def __init__(self, oracle, eps=0.05, power=1):
-        self.oracle, self.eps, self.power, self.schedule = oracle, eps, power, oracle.schedule
-
-    def __call__(self, x, s, t):
-        gap = (torch.as_tensor(t, dtype=x.dtype) - torch.as_tensor(s, dtype=x.dtype)).reshape(-1, 1)
-        return self.oracle(x, s, t) + self.eps * gap**self.power * torch.sin(x)
-
-    def velocity(self, x, t):
-        return self.oracle.velocity(x, t) + (self.eps * torch.sin(x) if self.power == 1 else 0.0)
 
 
 # ---------------------------------------------------------------- oracles

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import schedalg as sa
+from _perturbed_map import Perturbed
 from schedalg.errors import SchedalgError
 from schedalg.flowmaps import (FlowMap, FlowMapError, FlowMapSampler, gaussian_flow_map,
                                mixture_flow_map, velocity_denoiser)
@@ -28,20 +29,6 @@ class _MapNet(torch.nn.Module):
 
     def forward(self, x, s, t):
         return self.net(torch.cat([x, s[:, None].to(x.dtype), t[:, None].to(x.dtype)], dim=1))
-
-
-class Perturbed:
-    """The oracle plus eps (t - s)^power sin(x): X_{s,s} = id still, no longer a flow map."""
-
-    def __init__(self, oracle, eps=0.5, power=2):
-        self.oracle, self.eps, self.power, self.schedule = oracle, eps, power, oracle.schedule
-
-    def __call__(self, x, s, t):
-        gap = (torch.as_tensor(t, dtype=x.dtype) - torch.as_tensor(s, dtype=x.dtype)).reshape(-1, 1)
-        return self.oracle(x, s, t) + self.eps * gap**self.power * torch.sin(x)
-
-    def velocity(self, x, t):
-        return self.oracle.velocity(x, t) + (self.eps * torch.sin(x) if self.power == 1 else 0.0)
 
 
 # ---------------------------------------------------------------- export
@@ -119,7 +106,7 @@ def test_planner_takes_one_jump_of_an_exact_flow_map():
 def test_planner_takes_more_jumps_for_a_perturbed_map():
     """A map off the flow by 0.5 (t - s)^2 sin(x) per jump: N jumps err O(1/N), so the most jumps win."""
     noise = per_sample_normal((32, 2), 3, dtype=F64)
-    perturbed = Perturbed(gaussian_flow_map(LINEAR, MEAN, VAR))
+    perturbed = Perturbed(gaussian_flow_map(LINEAR, MEAN, VAR), eps=0.5, power=2)
     plan = select_sampler(perturbed, noise, 8)
     uniform = {c.nfe: c.error for c in plan.candidates if c.schedule == "own" and c.rho == 1.0}
     assert uniform[8] < uniform[4] < uniform[2] < uniform[1]  # measured 0.039 / 0.080 / 0.16 / 0.31
@@ -160,7 +147,7 @@ def test_a_given_teacher_is_the_reference():
 
 def test_choose_steps_is_the_planner_on_uniform_grids():
     noise = per_sample_normal((16, 2), 1, dtype=F64)
-    perturbed = Perturbed(gaussian_flow_map(LINEAR, MEAN, VAR))
+    perturbed = Perturbed(gaussian_flow_map(LINEAR, MEAN, VAR), eps=0.5, power=2)
     choice = choose_steps(perturbed, noise, candidates=(1, 2, 4))  # default: the planner's error criterion
     plan = select_sampler(perturbed, noise, 4, schedules={"own": LINEAR}, grids=("power",), rhos=(1.0,),
                           steps=(1, 2, 4), tie=0.0)

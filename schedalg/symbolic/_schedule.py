@@ -583,61 +583,24 @@ class Schedule:
     def _confirmed(self, expr: sp.Expr, grid: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``values`` (float64 or complex128 evaluations of ``expr`` on ``grid``) with every
         entry the checks would refuse (non-finite, <= 0, not real) evaluated again at
-        :data:`_CHECK_DPS` digits by mpmath: float64 underflow (``sqrt(1 - exp(-1e-17))`` is 0
-        in float64, about 3e-9 in fact) must not refuse a valid schedule. The re-evaluated
-        entries are kept as the sign-preserving doubles of the high-precision values (the
-        smallest positive double for a positive value that underflows)."""
+        :data:`_CHECK_DPS` digits (:func:`_reevaluated`): float64 underflow
+        (``sqrt(1 - exp(-1e-17))`` is 0 in float64, about 3e-9 in fact) must not refuse a
+        valid schedule."""
         suspect = ~np.isfinite(values)
         if np.iscomplexobj(values):
             suspect |= np.abs(values.imag) > 1e-12 * (1 + np.abs(values.real))
             suspect |= values.real <= 0
         else:
             suspect |= values <= 0
-        if not suspect.any():
-            return values
-        out = np.array(values, dtype=values.dtype, copy=True)
-        fn = sp.lambdify(t, expr, modules="mpmath")
-        tiny = np.nextafter(0.0, 1.0)
-        with mpmath.workdps(_CHECK_DPS):
-            for index in np.flatnonzero(suspect):
-                try:
-                    value = fn(mpmath.mpf(float(grid[index])))
-                except (ValueError, ZeroDivisionError, OverflowError):
-                    continue
-                real, imag = (value.real, value.imag) if isinstance(value, mpmath.mpc) else (value, mpmath.mpf(0))
-                if abs(imag) > mpmath.mpf(10) ** (-_CHECK_DPS // 2) * (1 + abs(real)) or not mpmath.isfinite(real):
-                    continue  # truly complex or not finite: keep the float64 evaluation, which shows it
-                as_double = float(real)
-                if as_double == 0.0 and real != 0:
-                    as_double = math.copysign(tiny, float(mpmath.sign(real)))
-                out[index] = as_double
-        return out
+        return _reevaluated(expr, grid, values, suspect, keep_zero=True)
 
     def _confirmed_finite(self, expr: sp.Expr, grid: np.ndarray, values: np.ndarray,
                           nonzero: bool = False) -> np.ndarray:
         """``values`` with non-finite (and, with ``nonzero``, zero) float64 entries evaluated
-        again at :data:`_CHECK_DPS` digits and rounded to float64 (log-SNR and its slope near
+        again at :data:`_CHECK_DPS` digits (:func:`_reevaluated`; log-SNR and its slope near
         an end where float64 underflows; a true zero or pole stays as float64 gives it)."""
         suspect = ~np.isfinite(values) | ((values == 0) if nonzero else False)
-        if not suspect.any():
-            return values
-        out = np.array(values, dtype=float, copy=True)
-        fn = sp.lambdify(t, expr, modules="mpmath")
-        with mpmath.workdps(_CHECK_DPS):
-            for index in np.flatnonzero(suspect):
-                try:
-                    value = fn(mpmath.mpf(float(grid[index])))
-                except (ValueError, ZeroDivisionError, OverflowError):
-                    continue
-                if isinstance(value, mpmath.mpc):
-                    if abs(value.imag) > mpmath.mpf(10) ** (-_CHECK_DPS // 2) * (1 + abs(value.real)):
-                        continue
-                    value = value.real
-                if mpmath.isfinite(value) and (value != 0 or not nonzero):
-                    as_double = float(value)
-                    out[index] = as_double if as_double != 0 else math.copysign(np.nextafter(0.0, 1.0),
-                                                                                 float(mpmath.sign(value)))
-        return out
+        return _reevaluated(expr, grid, values, suspect, keep_zero=not nonzero)
 
     def _check_singularities(self, lo: float, hi: float) -> None:
         """Poles strictly inside the domain (a grid can step over them).
@@ -767,3 +730,32 @@ def _stored_inverse(schedule: Schedule) -> LogSnrInverse:
         record.put("inverse", "t_of_lambda", {"kind": inverse.kind, "expr": tree, "method": inverse.method,
                                               "seconds": _cache.encode_float(inverse.seconds)})
     return inverse
+
+
+def _reevaluated(expr: sp.Expr, grid: np.ndarray, values: np.ndarray, suspect: np.ndarray,
+                 keep_zero: bool) -> np.ndarray:
+    """``values`` with the ``suspect`` entries replaced by ``expr`` at :data:`_CHECK_DPS` digits,
+    rounded to the sign-preserving double (the smallest one of its sign for a value that
+    underflows). An entry stays as it was where the high-precision value is truly complex
+    (imaginary part above ``10^-(dps/2)`` of its size), not finite, raises, or is exactly 0
+    without ``keep_zero``: the float64 evaluation then shows what the checks refuse."""
+    if not suspect.any():
+        return values
+    out = np.array(values, dtype=values.dtype, copy=True)
+    fn = sp.lambdify(t, expr, modules="mpmath")
+    tiny = np.nextafter(0.0, 1.0)
+    with mpmath.workdps(_CHECK_DPS):
+        for index in np.flatnonzero(suspect):
+            try:
+                value = fn(mpmath.mpf(float(grid[index])))
+            except (ValueError, ZeroDivisionError, OverflowError):
+                continue
+            real, imag = (value.real, value.imag) if isinstance(value, mpmath.mpc) else (value, mpmath.mpf(0))
+            if (abs(imag) > mpmath.mpf(10) ** (-_CHECK_DPS // 2) * (1 + abs(real)) or not mpmath.isfinite(real)
+                    or (real == 0 and not keep_zero)):
+                continue
+            as_double = float(real)
+            if as_double == 0.0 and real != 0:
+                as_double = math.copysign(tiny, float(mpmath.sign(real)))
+            out[index] = as_double
+    return out
