@@ -311,6 +311,30 @@ def test_deferred_guard_names_the_first_bad_step(shape):
     guard.raise_if_bad()  # reset: nothing left to report
 
 
+def test_deferred_guard_rows_grow_switch_shape_and_are_reused_without_stale_failures():
+    """Block sums go into preallocated rows: more records than the first buffer holds, a change of
+    output shape and dtype, and a second run on the same guard (rows reused) all keep the verdict
+    and the step exact."""
+    guard = _guard(300)
+    assert guard.ROWS < 200 and 8 * 1024 > guard.KEEP_NUMEL  # reduced to block sums, more than one buffer
+    for step in range(200):
+        out = torch.ones(8, 1024)
+        if step == 150:
+            out[3, 7] = float("nan")
+        guard.observe(out, step)
+    guard.observe(torch.ones(16, 1024, dtype=torch.float16), 210)  # another shape and dtype: a new buffer
+    guard.observe(torch.ones(8, 1024), 220)
+    with pytest.raises(NetworkOutputError, match="step 150"):
+        guard.raise_if_bad()
+    for step in range(200):  # the same rows again: the NaN of the first run must not reappear
+        guard.observe(torch.ones(8, 1024), step)
+    guard.raise_if_bad()
+    for step in range(3):
+        guard.observe(torch.full((8, 1024), float("inf")) if step == 2 else torch.ones(8, 1024), step)
+    with pytest.raises(NetworkOutputError, match="step 2"):
+        guard.raise_if_bad()
+
+
 def test_deferred_guard_with_mixed_records_folding_and_no_false_alarm():
     guard = _guard()
     guard.FOLD_AT = 4  # fold into per-step slots early (bounded memory)
