@@ -113,6 +113,23 @@ def test_sde_without_time_change_form_is_numeric():
         sde.covariance
 
 
+def test_rate_outside_the_gate_takes_the_numeric_path_and_stays_right():
+    """A time-change form whose clock the structural gate does not hand to SymPy (rate 1/(1 + t):
+    a logarithm, neither an exp-polynomial nor rational in one exponential) gives no time change,
+    and the numeric moments equal the exact ones of dx = -r/2 x dt + sqrt(r) dW, x(0) = x0:
+    mean coefficient (1 + t)^(-1/2), variance 1 - 1/(1 + t)."""
+    rate = 1 / (1 + t)
+    sde = LinearSDE([[-rate / 2]], [[sp.sqrt(rate)]], name="log_clock")
+    assert sde.time_change is None and sde.moments_kind == "numeric"
+    c = sde.compile()
+    c.numeric_steps = 400
+    tt = torch.tensor([0.25, 0.5, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(c.mean_coefficient(tt).reshape(-1), (1 + tt) ** -0.5, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(c.covariance(tt).reshape(-1), 1 - 1 / (1 + tt), rtol=1e-8, atol=1e-10)
+    polynomial = LinearSDE([[-(1 + t) / 2]], [[sp.sqrt(1 + t)]], name="polynomial_rate")
+    assert polynomial.time_change is not None and sp.simplify(polynomial.time_change.clock - t - t**2 / 2) == 0
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(drift=[[1, 2, 3]], diffusion=[[1]]), "square"),
     (dict(drift=[[1, 0], [0, 1]], diffusion=[[1]]), "same shape"),

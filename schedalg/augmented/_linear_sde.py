@@ -165,7 +165,9 @@ class LinearSDE:
 
     @cached_property
     def time_change(self) -> TimeChange | None:
-        """The time-change form ``F = f F0``, ``G G^T = f Q0``, or ``None``."""
+        """The time-change form ``F = f F0``, ``G G^T = f Q0`` with the clock ``u(t) = int_0^t f``
+        in closed form, or ``None`` (no such form, or a rate outside the structural gate of
+        :mod:`schedalg.augmented._closed_forms`: the numeric path is used)."""
         candidates = [e for e in list(self.GGt.diagonal()) + list(self.F) if e != 0]
         if not candidates:
             return None
@@ -174,8 +176,10 @@ class LinearSDE:
         Q0 = _simplify(self.GGt / rate)
         if (F0.free_symbols | Q0.free_symbols) & {t}:
             return None
-        clock = sp.simplify(sp.integrate(rate.subs(t, _s), (_s, 0, t)))
-        return TimeChange(rate=rate, clock=clock, F0=F0, Q0=Q0)
+        clock = definite(rate.subs(t, _s), _s, 0, t)
+        if clock is None:
+            return None
+        return TimeChange(rate=rate, clock=sp.simplify(clock), F0=F0, Q0=Q0)
 
     @cached_property
     def _key(self) -> tuple:
