@@ -99,8 +99,10 @@ _CRAFTED = [
     # a function of the allowlist with no torch counterpart, and one outside it
     {"replacements": [], "reduced": [["acot", ["Symbol", "t"]]], "constant": [False]},
     {"replacements": [], "reduced": [["eval", ["Symbol", "t"]]], "constant": [False]},
-    # a number that is not one
+    # a number that is not one, and numbers too large for a float64 literal
     {"replacements": [], "reduced": [["Float", "1e5; import os"]], "constant": [False]},
+    {"replacements": [], "reduced": [["Integer", "9" * 400]], "constant": [True]},
+    {"replacements": [], "reduced": [["Rational", "9" * 400, "7"]], "constant": [True]},
     # lengths that do not match, nothing to return, not a tree at all
     {"replacements": [], "reduced": [["Symbol", "t"]], "constant": [False, True]},
     {"replacements": [], "reduced": [], "constant": []},

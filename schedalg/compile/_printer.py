@@ -173,10 +173,11 @@ class TreeSourceBuilder(CacheTreeBuilder):
         return python_name(name)
 
     def integer(self, value: int) -> str:
-        return _Number(value, str(value) if abs(value) < 2**53 else repr(float(value)))
+        return _Number(value, str(value) if abs(value) < 2**53 else repr(_as_float(value, 1)))
 
     def rational(self, p: int, q: int) -> str:
-        return _Number(p / q, repr(p / q))
+        value = _as_float(p, q)
+        return _Number(value, repr(value))
 
     def float(self, value: float) -> str:
         return _Number(value, repr(value) if value == value and abs(value) != float("inf")
@@ -212,6 +213,14 @@ class TreeSourceBuilder(CacheTreeBuilder):
         if head in _TORCH_FUNCTIONS and len(children) == 1:
             return f"{_TORCH_FUNCTIONS[head]}({children[0]})"
         raise CacheFormatError(f"no torch function for {head!r} with {len(children)} arguments")
+
+
+def _as_float(p: int, q: int) -> float:
+    """``p / q`` as a float64; a tree whose number does not fit one is malformed (no printer writes it)."""
+    try:
+        return p / q
+    except OverflowError as exc:
+        raise CacheFormatError(f"number {p}/{q} beyond float64") from exc
 
 
 class _Number(str):
