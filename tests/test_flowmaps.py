@@ -281,6 +281,8 @@ def test_choose_steps_takes_the_fewest_within_tolerance():
     assert loose.steps == 1
     with pytest.raises(FlowMapError, match="step counts"):
         choose_steps(oracle, noise, score, (0, 2))
+    with pytest.raises(FlowMapError, match="step counts"):
+        choose_steps(oracle, noise, score, (1.5, 2))  # not truncated to 1
     with pytest.raises(FlowMapError, match="number of steps"):
         FlowMapSampler(oracle, 0)
     with pytest.raises(FlowMapError, match="noise"):

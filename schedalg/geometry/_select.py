@@ -646,9 +646,10 @@ def choose_steps(flow_map: Any, noise: torch.Tensor, score: Callable[[torch.Tens
     """
     from ..flowmaps import FlowMapError
 
-    counts = sorted({int(c) for c in candidates})
-    if not counts or counts[0] < 1 or any(isinstance(c, bool) for c in candidates):
-        raise FlowMapError("candidate step counts, ints >= 1", repr(tuple(candidates)), "e.g. (1, 2, 4, 8)")
+    candidates = tuple(candidates)
+    if not candidates or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in candidates):
+        raise FlowMapError("candidate step counts, ints >= 1", repr(candidates), "e.g. (1, 2, 4, 8)")
+    counts = sorted(set(candidates))
     if not tolerance >= 0.0:
         raise FlowMapError("tolerance >= 0", repr(tolerance), None)
     schedule = getattr(flow_map, "schedule", None)
