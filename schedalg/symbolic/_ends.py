@@ -104,11 +104,12 @@ def _by_parts(expr: sp.Expr, point: sp.Expr, side: str) -> float | None:
     return 0.0 if 0.0 in values else None
 
 
-def _substituted(expr: sp.Expr, point: sp.Expr) -> float | None:
-    """``expr(point)`` when SymPy finds it finite and real, else None."""
+def _substituted(expr: sp.Expr, point: sp.Expr, tau: sp.Expr | None = None) -> float | None:
+    """``expr(point)`` (with ``TAU = tau`` for a conversion's two-argument forms) when SymPy finds
+    it finite and real, else None."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        value = expr.subs(t, point)
+        value = expr.subs({t: point} if tau is None else {t: point, TAU: tau})
     return float(value) if value.is_finite and value.is_real else None
 
 
@@ -210,14 +211,11 @@ def conversion_end_values(conversion: Any) -> list[tuple[float, tuple[float, flo
         tau_of = None
         for form in (conversion.c_of_tau, conversion.d_tau_of_tau, conversion.d_c_of_tau):
             form = form.subs(s_symbol, t)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                exact = form.subs({t: point, TAU: tau_end})
-            if exact.is_finite and exact.is_real:
-                values.append(float(exact))
-            else:
+            exact = _substituted(form, point, tau_end)
+            if exact is None:
                 tau_of = tau_of or _mp_tau(src, dst)
-                values.append(_numeric_limit(form, point, side, implicit=(TAU, tau_of)))
+                exact = _numeric_limit(form, point, side, implicit=(TAU, tau_of))
+            values.append(exact)
         out.append((float(point), tuple(values)))
     conversion.__dict__["_end_memo"] = out
     return out
